@@ -1,0 +1,76 @@
+"""Every key name used across the project, named once.
+
+Episode arrays (Zarr paths inside one episode group), observation dict keys (what a policy's
+``predict`` receives), episode/store attributes and stage-engine field names all come from here.
+Other modules import these constants instead of spelling the strings again.
+
+Shapes below: T = steps in an episode, H/W image size, J = robot joints, A = action dimension.
+Poses are 7-D ``[x, y, z, qw, qx, qy, qz]`` in the world frame (metres, unit quaternion wxyz).
+"""
+
+from __future__ import annotations
+
+# --- per-step observation arrays (also the keys of the observation dict given to a policy) ---
+OBS = "obs"
+OBS_STATE = "obs/state"  # (T, S) float32 proprioception: joint positions then joint velocities
+OBS_JOINT_POS = "obs/joint_pos"  # (T, J) float32 robot joint configuration (StaKe keyframe target)
+OBS_EE_POSE = "obs/ee_pose"  # (T, 7) float32 end-effector (TCP) pose, world frame
+OBS_GRIPPER = "obs/gripper"  # (T, 1) float32 gripper opening, 0 = closed .. 1 = fully open
+OBS_ENV_STATE = "obs/env_state"  # (T, E) float32 simulator's flat state vector (state mode only)
+INSTRUCTION = "instruction"  # str, observation-dict key for the language instruction
+
+
+def obs_rgb(camera: str) -> str:
+    """(T, H, W, 3) uint8 colour image of ``camera``."""
+    return f"{OBS}/{camera}/rgb"
+
+
+def obs_depth(camera: str) -> str:
+    """(T, H, W) uint16 depth image of ``camera`` in millimetres."""
+    return f"{OBS}/{camera}/depth"
+
+
+DEFAULT_CAMERA = "base_camera"  # ManiSkill3's tabletop camera name
+
+# --- per-step action / label arrays ---
+ACTION = "action"  # (T, A) float32 commanded action (A = 7: dxyz, drot axis-angle, gripper)
+STAGE = "stage"  # (T,) int16 stage index from the stage engine
+TIMESTAMP = "timestamp"  # (T,) float64 seconds since episode start
+REWARD = "reward"  # (T,) float32 environment reward after the step (optional)
+
+# --- privileged simulator state (never given to an rgb-mode policy; used by STARE) ---
+SIM = "sim"
+SIM_OBJ_POSE = "sim/obj_pose"  # (T, 7) the manipulated object (cube, peg)
+SIM_GOAL_POS = "sim/goal_pos"  # (T, 3) where the object should end up (NaN when none)
+SIM_TARGET_POSE = "sim/target_pose"  # (T, 7) second object, e.g. the lower cube in a stack
+SIM_IS_GRASPED = "sim/is_grasped"  # (T,) bool the gripper holds the object
+SIM_CONTACT = "sim/contact"  # (T,) bool the robot (hand or fingers) touches the object
+SIM_SUCCESS = "sim/success"  # (T,) bool the task's success predicate after the step
+SIM_OBJ_HALF_SIZE = "obj_half_size"  # attr: float, object half extent along z (metres)
+
+# --- episode attributes ---
+ATTR_TASK = "task"  # friendly task name, e.g. "PushCube-v1"
+ATTR_ENV_ID = "env_id"  # simulator env id (sim only)
+ATTR_INSTRUCTION = "instruction"
+ATTR_ROBOT = "robot"  # "panda", "widowx250s", ...
+ATTR_SOURCE = "source"  # "sim" | "real"
+ATTR_SUCCESS = "success"  # bool
+ATTR_SEED = "seed"  # int, the env reset seed (sim) so the episode can be replayed
+ATTR_OBS_MODE = "obs_mode"  # "state" | "rgb"
+ATTR_STAGE_FAMILY = "stage_family"  # e.g. "push_pull"
+ATTR_STAGE_NAMES = "stage_names"  # list[str]
+ATTR_KEYFRAMES = "keyframes"  # list[int] gripper-transition step indices
+ATTR_CONTROL_RATE = "control_rate_hz"  # float
+ATTR_ACTION_SPACE = "action_space"  # e.g. "pd_ee_delta_pose"
+ATTR_CODE_VERSION = "code_version"  # stare-robot version that wrote it
+ATTR_NUM_STEPS = "num_steps"  # int, written at commit
+
+# --- store-level attributes ---
+STORE_SCHEMA_VERSION = "stare_schema_version"
+STORE_FORMAT = "stare_format"  # always "stare-robot-episodes"
+
+# --- action space ---
+ACTION_SPACE_EE_DELTA = "pd_ee_delta_pose"
+ACTION_DIM = 7
+GRIPPER_OPEN = 1.0  # action[6] convention: +1 open, -1 close (ManiSkill's)
+GRIPPER_CLOSED = -1.0

@@ -1,0 +1,42 @@
+"""Shared test fixtures.
+
+Markers (pyproject, --strict-markers): ``sim`` needs ManiSkill3, ``ros`` starts rclpy nodes,
+``slow`` takes more than ~30 s. The default run (README) deselects ``slow`` only.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+# One random DDS domain per test session so parallel runs on a machine never cross-talk.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_ASSETS = REPO_ROOT.parent / "shared" / "assets"
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory):
+    """Factory for real motion-planner demo stores, generated once per session and cached.
+
+    ``demo_store("PushCube-v1", num=3, seed=0, obs_mode="state") -> Path`` of a Zarr episode store.
+    """
+    cache: dict[tuple, Path] = {}
+
+    def make(task: str, num: int = 3, seed: int = 0, obs_mode: str = "state") -> Path:
+        key = (task, num, seed, obs_mode)
+        if key not in cache:
+            from stare_robot.sim.demos import generate_demos
+
+            out = tmp_path_factory.mktemp("demos") / f"{task}-{obs_mode}-{num}-{seed}.zarr"
+            generate_demos(task=task, num=num, seed=seed, out=out, obs_mode=obs_mode, progress=False)
+            cache[key] = out
+        return cache[key]
+
+    return make
