@@ -74,3 +74,13 @@ ACTION_SPACE_EE_DELTA = "pd_ee_delta_pose"
 ACTION_DIM = 7
 GRIPPER_OPEN = 1.0  # action[6] convention: +1 open, -1 close (ManiSkill's)
 GRIPPER_CLOSED = -1.0
+
+# --- inference wire protocol (server <-> client; field names of /v1/act and /v1/stream) ---
+WIRE_OBSERVATION = "observation"  # request envelope: the observation dict (keys as above)
+WIRE_REQUEST_ID = "request_id"  # str, echoed back; the server makes one when absent
+WIRE_ACTIONS = "actions"  # response: float32 (chunk_size, action_dim) action chunk
+WIRE_TIMING = "server_timing"  # response: dict of the timings below (openpi's name for it)
+TIMING_QUEUE_MS = "queue_ms"  # waited for the inference worker (incl. micro-batching)
+TIMING_INFERENCE_MS = "inference_ms"  # the policy call (whole batch)
+TIMING_TOTAL_MS = "total_ms"  # request received -> response encoded, inside the server
+TIMING_BATCH_SIZE = "batch_size"  # how many requests shared that policy call
