@@ -38,6 +38,18 @@ STAGE = "stage"  # (T,) int16 stage index from the stage engine
 TIMESTAMP = "timestamp"  # (T,) float64 seconds since episode start
 REWARD = "reward"  # (T,) float32 environment reward after the step (optional)
 
+# --- training batch (policy.training_losses): the obs keys above with a batch axis, plus ---
+# "action" is the (B, chunk, A) action chunk, normalised by the policy's processor
+ACTION_IS_PAD = "action_is_pad"  # (B, chunk) bool, chunk steps past the episode end
+STAGE_LABEL = "stage_label"  # (B,) float StaKe stage label, 0 = motion, 1 = skill
+KEYFRAME_TARGET = "keyframe_target"  # (B, J+1) float joint config (+ gripper) at the next keyframe
+
+# --- names of the scalar losses returned by policy.training_losses ---
+LOSS = "loss"  # the total that is back-propagated
+LOSS_ACTION = "action_loss"  # flow-matching MSE or action-token cross-entropy
+LOSS_STAGE = "stage_loss"  # StaKe stage BCE
+LOSS_KEYFRAME = "keyframe_loss"  # StaKe keyframe L1
+
 # --- privileged simulator state (never given to an rgb-mode policy; used by STARE) ---
 SIM = "sim"
 SIM_OBJ_POSE = "sim/obj_pose"  # (T, 7) the manipulated object (cube, peg)
@@ -82,5 +94,5 @@ WIRE_ACTIONS = "actions"  # response: float32 (chunk_size, action_dim) action ch
 WIRE_TIMING = "server_timing"  # response: dict of the timings below (openpi's name for it)
 TIMING_QUEUE_MS = "queue_ms"  # waited for the inference worker (incl. micro-batching)
 TIMING_INFERENCE_MS = "inference_ms"  # the policy call (whole batch)
-TIMING_TOTAL_MS = "total_ms"  # request received -> response encoded, inside the server
+TIMING_TOTAL_MS = "total_ms"  # request received -> answer ready, inside the server
 TIMING_BATCH_SIZE = "batch_size"  # how many requests shared that policy call

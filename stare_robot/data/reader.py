@@ -18,9 +18,9 @@ import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
-from stare_robot.keys import ATTR_NUM_STEPS
 from stare_robot.data import schema
 from stare_robot.data.errors import StoreError, StoreKeyError
+from stare_robot.keys import ATTR_NUM_STEPS
 
 
 def read_metadata(node_dir: Path) -> dict[str, Any]:
@@ -70,6 +70,7 @@ class EpisodeReader:
             ) from None
         self.attrs: dict[str, Any] = dict(group_meta.get("attributes", {}))
         self._zarr_store = LocalStore(self.path, read_only=True)
+        self._opened: dict[str, zarr.Array] = {}  # arrays opened so far (metadata only)
 
     def __repr__(self) -> str:
         return f"EpisodeReader({self.episode_id!r}, steps={len(self)}, keys={self.keys()})"
@@ -106,13 +107,17 @@ class EpisodeReader:
         return self._arrays[key]
 
     def __getitem__(self, key: str) -> zarr.Array:
+        if key in self._opened:
+            return self._opened[key]
         self._meta(key)
         try:
-            return zarr.open_array(self._zarr_store, path=key, mode="r")
+            array = zarr.open_array(self._zarr_store, path=key, mode="r")
         except (OSError, ValueError, KeyError) as err:
             raise StoreError(
                 f"episode {self.episode_id!r}: array {key!r} is unreadable ({err})"
             ) from None
+        self._opened[key] = array
+        return array
 
     def get(self, key: str, default: Any = None) -> zarr.Array | Any:
         return self[key] if key in self._arrays else default

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from stare_robot.data.errors import StoreError
+
 FORMAT_NAME = "stare-robot-episodes"  # value of keys.STORE_FORMAT
 SCHEMA_VERSION = 1  # value of keys.STORE_SCHEMA_VERSION; bump on incompatible layout changes
 
@@ -68,12 +70,12 @@ def time_chunk_len(step_shape: tuple[int, ...], dtype: np.dtype) -> int:
 
 
 def check_array_key(key: object) -> str:
-    """Validate an array key such as ``obs/base_camera/rgb``; returns it or raises ValueError."""
+    """Validate an array key such as ``obs/base_camera/rgb``; returns it or raises StoreError."""
     if not isinstance(key, str) or not key:
-        raise ValueError(f"array keys must be non-empty strings, got {key!r}")
+        raise StoreError(f"array keys must be non-empty strings, got {key!r}")
     parts = key.split("/")
     if not all(_KEY_PART_RE.match(p) for p in parts):
-        raise ValueError(
+        raise StoreError(
             f"bad array key {key!r}: use '/'-separated parts of letters, digits, '_', '-', '.', "
             "not starting with '.' (e.g. 'obs/base_camera/rgb')"
         )
@@ -96,16 +98,16 @@ def nested_key_conflicts(keys: Sequence[str]) -> list[tuple[str, str]]:
 def to_json_attrs(attrs: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Attrs as plain JSON values (numpy scalars/arrays, tuples and paths converted).
 
-    Raises ValueError naming the offending attr when a value cannot be stored as JSON.
+    Raises StoreError naming the offending attr when a value cannot be stored as JSON.
     """
     out = {}
     for name, value in attrs.items():
         if not isinstance(name, str):
-            raise ValueError(f"{where}: attribute names must be strings, got {name!r}")
+            raise StoreError(f"{where}: attribute names must be strings, got {name!r}")
         try:
             out[name] = _to_json(value)
         except TypeError as err:
-            raise ValueError(
+            raise StoreError(
                 f"{where}: attribute {name!r} = {value!r} cannot be stored as JSON ({err}); "
                 "use str, int, float, bool, None, lists or dicts of those"
             ) from None

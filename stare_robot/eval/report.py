@@ -51,10 +51,11 @@ def bar_plot(results: Mapping[str, dict], path: Path, title: str = "") -> Path:
         vals = [r["success_rate"]] + [row["rate"] or 0.0 for row in r["conditional_stage_success"]]
         vals = (vals + [0.0] * len(groups))[: len(groups)]
         lo, hi = r["success_ci95"]
-        err = np.zeros((2, len(groups)))
-        err[:, 0] = [r["success_rate"] - lo, hi - r["success_rate"]]
-        ax.bar(x + i * width - 0.4 + width / 2, [100 * v for v in vals], width, label=run,
-               yerr=100 * err, capsize=3)
+        xs = x + i * width - 0.4 + width / 2
+        ax.bar(xs, [100 * v for v in vals], width, label=run)
+        # the 95 % interval only on the success bar (stage rates are conditional counts)
+        ax.errorbar(xs[0], 100 * r["success_rate"], fmt="none", ecolor="black", capsize=3,
+                    yerr=[[100 * (r["success_rate"] - lo)], [100 * (hi - r["success_rate"])]])
     ax.set_xticks(x, groups, rotation=20)
     ax.set_ylabel("%")
     ax.set_ylim(0, 105)

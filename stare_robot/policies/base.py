@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from stare_robot.keys import INSTRUCTION
+
 Observation = Mapping[str, Any]
 
 
@@ -73,3 +75,33 @@ class Policy(abc.ABC):
         """Several observations at once. Must equal ``[predict(o) for o in observations]`` exactly;
         subclasses override it only to make it faster, never to change results."""
         return [self.predict(o) for o in observations]
+
+
+class ObservationError(ValueError):
+    """An observation (or training batch) lacks an input the policy needs, or has the wrong shape."""
+
+
+def check_observation(obs: Observation, metadata: PolicyMetadata) -> None:
+    """Raise :class:`ObservationError` naming the first missing or misshapen input of ``obs``."""
+    if not isinstance(obs, Mapping):
+        raise ObservationError(f"an observation must be a dict keyed by input name, got {type(obs).__name__}")
+    for key, spec in metadata.inputs.items():
+        if key not in obs:
+            raise ObservationError(
+                f"observation is missing {key!r}, which policy {metadata.name!r} needs; "
+                f"it needs {sorted(metadata.inputs)}, got {sorted(obs)}"
+            )
+        value = np.asarray(obs[key])
+        if value.shape != tuple(spec.shape):
+            raise ObservationError(
+                f"observation {key!r} has shape {value.shape}, expected {tuple(spec.shape)}"
+            )
+        if spec.dtype == "uint8" and value.dtype != np.uint8:
+            raise ObservationError(f"observation {key!r} must be uint8 (an image), got {value.dtype}")
+        if spec.dtype != "uint8" and not np.issubdtype(value.dtype, np.number):
+            raise ObservationError(f"observation {key!r} must be numeric, got {value.dtype}")
+    if metadata.instruction_required and not isinstance(obs.get(INSTRUCTION), str):
+        raise ObservationError(
+            f"observation needs a {INSTRUCTION!r} string (the language instruction), "
+            f"got {type(obs.get(INSTRUCTION)).__name__}"
+        )

@@ -97,7 +97,9 @@ class NormalizationStats:
         return self[key].dim
 
     def to_json_dict(self) -> dict[str, dict[str, list[float]]]:
-        return {k: {s: getattr(f, s).tolist() for s in STAT_NAMES} for k, f in self.features.items()}
+        return {
+            k: {s: getattr(f, s).tolist() for s in STAT_NAMES} for k, f in self.features.items()
+        }
 
     @classmethod
     def from_json_dict(cls, d: Mapping[str, Mapping[str, list[float]]]) -> NormalizationStats:

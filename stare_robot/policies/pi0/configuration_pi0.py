@@ -99,8 +99,15 @@ class PI0PolicyConfig:
                 "env_state_dim must be 0 in obs_mode='rgb': privileged simulator state is only "
                 "given to state-mode policies"
             )
-        for name in ("image_size", "state_dim", "action_dim", "chunk_size", "keyframe_dim",
-                     "max_instruction_tokens", "num_inference_steps"):
+        for name in (
+            "image_size",
+            "state_dim",
+            "action_dim",
+            "chunk_size",
+            "keyframe_dim",
+            "max_instruction_tokens",
+            "num_inference_steps",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.env_state_dim < 0:
@@ -144,6 +151,10 @@ class PI0TokensPolicyConfig(PI0PolicyConfig):
             raise ValueError(
                 "pi0_tokens bins actions over [-1, 1], which needs normalization='quantile' "
                 f"(got {self.normalization!r})"
+            )
+        if not self.state_in_prefix:
+            raise ValueError(
+                "pi0_tokens reads actions off the VLM prefix only, so it needs state_in_prefix=True"
             )
         if self.num_bins < 2:
             raise ValueError(f"num_bins must be >= 2, got {self.num_bins}")
