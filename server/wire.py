@@ -61,8 +61,9 @@ def unpackb(data: bytes) -> Any:
         return msgpack.unpackb(data, object_hook=_decode, raw=False, strict_map_key=True)
     except WireError:
         raise
-    except Exception as e:  # msgpack raises several unrelated types for bad input
-        raise WireError(f"body is not valid msgpack ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 (msgpack raises many unrelated types for bad input)
+        raise WireError(f"body is not valid msgpack: truncated or corrupt ({type(e).__name__}: "
+                        f"{e})") from None
 
 
 def _get(d: dict, name: str) -> Any:

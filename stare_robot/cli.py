@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demos": ("stare_robot.sim.demos", "generate motion-planner demonstrations into a Zarr store"),
     "stages": ("stare_robot.stages.cli", "annotate / inspect STARE stages and keyframes"),
     "store": ("stare_robot.data.cli", "list / inspect an episode store"),
+    "serve": ("stare_robot.server.cli", "serve a policy checkpoint over HTTP + websocket"),
+    "train": ("stare_robot.train.cli", "train a policy: sft (more methods to come)"),
+    "eval": ("stare_robot.sim.evaluate", "evaluate a policy checkpoint by rollouts in simulation"),
 }
 
 

@@ -1,0 +1,353 @@
+"""Latency and throughput of the policy server on 127.0.0.1, per wire format.
+
+    .venv/bin/python benchmarks/server_latency.py            # full run
+    .venv/bin/python benchmarks/server_latency.py --quick    # fewer requests, a smoke run
+
+One request = one 224x224x3 uint8 image + 8-D float32 state + an instruction. Each server runs in
+its own process (so its CPU time per request can be read from /proc); clients are this process
+(1 client) or 4 client processes. Policies: ``noop`` (returns a constant chunk: isolates the
+server), ``sleep20`` (a simulated 20 ms model, one sleep per forward pass or batch) and ``tiny``
+(the real tiny pi0 checkpoint, saved and served through ``load_policy``).
+
+Server overhead = round-trip - model time, where model time is the server-reported
+``inference_ms`` of that very request. Baselines in the same run: the same request as nested JSON
+lists, and base64-numpy in JSON (json-numpy, the wire format of OpenVLA's deploy script).
+Writes benchmarks/results/server_latency.json (+ .png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import multiprocessing as mp
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from stare_robot import keys
+from stare_robot.client import PolicyClient
+
+RESULTS = Path(__file__).resolve().parent / "results"
+IMAGE = (224, 224, 3)
+STATE_DIM = 8
+CAMERA = keys.obs_rgb(keys.DEFAULT_CAMERA)
+
+
+# --- the server side (runs in a subprocess: `--serve KIND`) ---
+
+def _bench_metadata():
+    from stare_robot.policies.base import ArraySpec, PolicyMetadata
+
+    return PolicyMetadata(
+        name="bench", version="0", action_space=keys.ACTION_SPACE_EE_DELTA,
+        action_dim=keys.ACTION_DIM, chunk_size=4, control_rate_hz=10.0,
+        inputs={CAMERA: ArraySpec(IMAGE, "uint8"), keys.OBS_STATE: ArraySpec((STATE_DIM,), "float32")},
+    )
+
+
+def _make_policy(kind: str):
+    from stare_robot.policies.base import Policy
+
+    meta = _bench_metadata()
+    chunk = np.zeros((meta.chunk_size, meta.action_dim), np.float32)
+
+    class NoopPolicy(Policy):
+        delay_s = 0.0
+
+        @property
+        def metadata(self):
+            return meta
+
+        def predict(self, obs):
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            return chunk.copy()
+
+        def predict_batch(self, observations):
+            if self.delay_s:
+                time.sleep(self.delay_s)  # a batch costs one forward pass
+            return [chunk.copy() for _ in observations]
+
+    policy = NoopPolicy()
+    policy.delay_s = {"noop": 0.0, "sleep20": 0.020}[kind]
+    return policy
+
+
+def _save_tiny_checkpoint(directory: Path) -> Path:
+    from stare_robot.policies import make_config, make_policy
+    from stare_robot.policies.normalize import NormalizationStats
+
+    rng = np.random.default_rng(0)
+    stats = NormalizationStats.from_arrays({
+        keys.OBS_STATE: rng.standard_normal((64, STATE_DIM)).astype(np.float32),
+        keys.ACTION: rng.standard_normal((64, keys.ACTION_DIM)).astype(np.float32),
+    })
+    config = make_config("pi0", image_size=IMAGE[0], state_dim=STATE_DIM)
+    return make_policy(config, stats).save_pretrained(directory / "tiny")
+
+
+def serve(kind: str, port: int, max_batch_size: int) -> None:
+    from stare_robot.server import ServerSettings, create_app
+    from stare_robot.server.runner import serve_forever
+
+    settings = {"port": port, "max_batch_size": max_batch_size, "batch_wait_ms": 2.0,
+                "log_level": "warning"}
+    if kind == "tiny":
+        ckpt = _save_tiny_checkpoint(Path(tempfile.mkdtemp(prefix="stare-bench-")))
+        app = create_app(ServerSettings(ckpt=ckpt, **settings))
+    else:
+        app = create_app(ServerSettings(**settings), policy=_make_policy(kind))
+    serve_forever(app)
+
+
+class ServerProcess:
+    def __init__(self, kind: str, max_batch_size: int = 1) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", kind, "--port", str(self.port),
+             "--max-batch-size", str(max_batch_size)])
+        deadline = time.monotonic() + 300
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server {kind} exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"server {kind} not ready in 300 s")
+            time.sleep(0.1)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+# --- the client side ---
+
+def make_observation(seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {CAMERA: rng.integers(0, 256, IMAGE, dtype=np.uint8),
+            keys.OBS_STATE: rng.standard_normal(STATE_DIM).astype(np.float32),
+            keys.INSTRUCTION: "push the cube to the goal"}
+
+
+def json_body(obs: dict, fmt: str) -> bytes:
+    """The request as the client would encode it (encoding time is part of the round trip)."""
+    def enc(v):
+        if not isinstance(v, np.ndarray):
+            return v
+        if fmt == "json-lists":
+            return v.tolist()
+        return {"__numpy__": base64.b64encode(v.tobytes()).decode(), "dtype": v.dtype.str,
+                "shape": list(v.shape)}
+
+    return json.dumps({keys.WIRE_OBSERVATION: {k: enc(v) for k, v in obs.items()}}).encode()
+
+
+class JsonClient:
+    def __init__(self, url: str, fmt: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=60)
+        self.fmt = fmt
+
+    def infer(self, obs: dict) -> dict:
+        r = self.http.post("/v1/act", content=json_body(obs, self.fmt),
+                           headers={"content-type": "application/json"})
+        r.raise_for_status()
+        return r.json()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def make_client(url: str, fmt: str):
+    if fmt in ("json-lists", "json-b64numpy"):
+        return JsonClient(url, fmt)
+    return PolicyClient(url, transport="websocket" if fmt == "websocket" else "http", timeout=60)
+
+
+def run_client(url: str, fmt: str, n: int, warmup: int, seed: int, barrier=None) -> list:
+    """n closed-loop requests -> [(round-trip ms, server inference ms, batch size)]."""
+    client = make_client(url, fmt)
+    obs = make_observation(seed)
+    for _ in range(warmup):
+        client.infer(obs)
+    if barrier is not None:
+        barrier.wait(60)
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        reply = client.infer(obs)
+        rtt = (time.perf_counter() - t0) * 1e3
+        timing = reply[keys.WIRE_TIMING]
+        out.append((rtt, timing[keys.TIMING_INFERENCE_MS], timing[keys.TIMING_BATCH_SIZE]))
+    client.close()
+    return out
+
+
+def _client_proc(args) -> list:
+    url, fmt, n, warmup, seed, barrier = args
+    return run_client(url, fmt, n, warmup, seed, barrier)
+
+
+def summarize(samples: list, wall_s: float, cpu_s: float) -> dict:
+    rtt = np.array([s[0] for s in samples])
+    overhead = np.array([s[0] - s[1] for s in samples])
+    pct = lambda a, q: round(float(np.percentile(a, q)), 3)
+    return {
+        "requests": len(samples),
+        "rtt_ms": {"p50": pct(rtt, 50), "p95": pct(rtt, 95), "p99": pct(rtt, 99)},
+        "overhead_ms": {"p50": pct(overhead, 50), "p95": pct(overhead, 95),
+                        "p99": pct(overhead, 99)},
+        "model_ms_p50": pct(np.array([s[1] for s in samples]), 50),
+        "mean_batch_size": round(float(np.mean([s[2] for s in samples])), 2),
+        "requests_per_s": round(len(samples) / wall_s, 1),
+        "server_cpu_ms_per_request": round(cpu_s * 1e3 / len(samples), 3),
+    }
+
+
+def measure(server: ServerProcess, fmt: str, n: int, clients: int = 1, warmup: int = 10) -> dict:
+    cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+    if clients == 1:
+        samples = run_client(server.url, fmt, n, warmup, 0)  # (warm-up counted in wall/cpu)
+    else:
+        ctx = mp.get_context("spawn")
+        barrier = ctx.Manager().Barrier(clients)
+        with ctx.Pool(clients) as pool:
+            parts = pool.map(_client_proc, [(server.url, fmt, n, warmup, i, barrier)
+                                            for i in range(clients)])
+        samples = [s for part in parts for s in part]
+    return summarize(samples, time.perf_counter() - t0, server.cpu_seconds() - cpu0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
+    parser.add_argument("--no-tiny", action="store_true", help="skip the real tiny pi0 model")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--max-batch-size", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, args.max_batch_size)
+        return 0
+
+    n_fast = 100 if args.quick else 1000
+    n_lists = 10 if args.quick else 50
+    n_slow = 20 if args.quick else 100
+    n_tiny = 5 if args.quick else 30
+    results: dict = {"single_client": {}, "four_clients": {}}
+
+    print("[noop] single client, every wire format", flush=True)
+    server = ServerProcess("noop")
+    try:
+        for fmt, n in [("websocket", n_fast), ("msgpack-http", n_fast),
+                       ("json-b64numpy", n_fast // 2), ("json-lists", n_lists)]:
+            results["single_client"][f"noop/{fmt}"] = measure(server, fmt, n,
+                                                              warmup=3 if n < 50 else 10)
+            print(f"  {fmt}: {results['single_client'][f'noop/{fmt}']['rtt_ms']}", flush=True)
+        for fmt in ("websocket", "msgpack-http"):
+            results["four_clients"][f"noop/{fmt}/batching-off"] = measure(server, fmt, n_fast // 2,
+                                                                           clients=4)
+    finally:
+        server.stop()
+
+    for kind, n in [("sleep20", n_slow)] + ([] if args.no_tiny else [("tiny", n_tiny)]):
+        for batch in (1, 4):
+            label = "batching-off" if batch == 1 else "batching-on"
+            print(f"[{kind}] {label}", flush=True)
+            server = ServerProcess(kind, max_batch_size=batch)
+            try:
+                if batch == 1:
+                    for fmt in ("websocket", "msgpack-http"):
+                        results["single_client"][f"{kind}/{fmt}"] = measure(server, fmt, n,
+                                                                            warmup=3)
+                for fmt in ("websocket", "msgpack-http"):
+                    key = f"{kind}/{fmt}/{label}"
+                    results["four_clients"][key] = measure(server, fmt, n, clients=4, warmup=3)
+                    print(f"  4 clients {fmt}: {results['four_clients'][key]['rtt_ms']} "
+                          f"batch {results['four_clients'][key]['mean_batch_size']}", flush=True)
+            finally:
+                server.stop()
+
+    single = results["single_client"]
+    b64 = single["noop/json-b64numpy"]["rtt_ms"]["p50"]
+    checks = {
+        "websocket_p50_ms": single["noop/websocket"]["rtt_ms"]["p50"],
+        "msgpack_http_p50_ms": single["noop/msgpack-http"]["rtt_ms"]["p50"],
+        "websocket_speedup_vs_b64json": round(b64 / single["noop/websocket"]["rtt_ms"]["p50"], 1),
+        "msgpack_speedup_vs_b64json": round(b64 / single["noop/msgpack-http"]["rtt_ms"]["p50"], 1),
+        "sleep20_4clients_ws_p50_batching_off_ms":
+            results["four_clients"]["sleep20/websocket/batching-off"]["rtt_ms"]["p50"],
+        "sleep20_4clients_ws_p50_batching_on_ms":
+            results["four_clients"]["sleep20/websocket/batching-on"]["rtt_ms"]["p50"],
+    }
+    out = {
+        "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/server_latency.py",
+                                                      *sys.argv[1:]]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(),
+                    # other work on the machine inflates every number; recorded for context
+                    "load_average_1_5_15_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "request": {"image": list(IMAGE), "state_dim": STATE_DIM, "instruction": True},
+        "notes": "rtt = client round trip incl. client encode/decode; overhead = rtt - server "
+                 "inference_ms of the same request; 4-client runs use 4 client processes on the "
+                 "same 2-core machine as the server, so they include CPU contention.",
+        "targets": {"websocket_p50_ms": 0.5, "msgpack_http_p50_ms": 1.2,
+                    "speedup_vs_b64json": 5.0},
+        "headline": checks,
+        **results,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "server_latency.json"
+    path.write_text(json.dumps(out, indent=2))
+    _plot(out, RESULTS / "server_latency.png")
+    print(json.dumps(checks, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+def _plot(out: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    single = {k: v for k, v in out["single_client"].items() if k.startswith("noop/")}
+    names = [k.removeprefix("noop/") for k in single]
+    p50 = [v["rtt_ms"]["p50"] for v in single.values()]
+    p99 = [v["rtt_ms"]["p99"] for v in single.values()]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, p50, 0.4, label="p50")
+    ax.bar(x + 0.2, p99, 0.4, label="p99")
+    ax.set_yscale("log")
+    ax.set_xticks(x, names)
+    ax.set_ylabel("round trip, ms (log)")
+    ax.set_title("no-op policy, 1 client, 224x224x3 image + 8-D state")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

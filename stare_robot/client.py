@@ -1,0 +1,298 @@
+"""Light client for the policy server: numpy + httpx + msgpack (+ websockets), never torch.
+
+:class:`PolicyClient` *is* a :class:`~stare_robot.policies.base.Policy`, so any loop that takes a
+policy (evaluation, ROS nodes) can drive a remote one::
+
+    from stare_robot.client import PolicyClient
+
+    with PolicyClient("http://127.0.0.1:8000", expect={"action_dim": 7}) as policy:
+        chunk = policy.predict({"obs/base_camera/rgb": rgb, "obs/state": state,
+                                "instruction": "push the cube to the goal"})  # (chunk, 7) float32
+
+``transport="websocket"`` keeps one persistent ``/v1/stream`` session (lowest latency);
+``"http"`` posts msgpack to ``/v1/act`` over a keep-alive connection. Both reconnect with bounded,
+exponentially backed-off retries when the server restarts, and fail with a clear
+:class:`PolicyServerTimeout` when it does not answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Literal, Self
+
+import httpx
+import numpy as np
+
+from stare_robot import keys
+from stare_robot.policies.base import ArraySpec, Observation, Policy, PolicyMetadata
+from stare_robot.server import wire
+
+Transport = Literal["http", "websocket"]
+
+
+class PolicyServerError(RuntimeError):
+    """The server refused or failed a request (``status``, ``detail``, ``request_id``)."""
+
+    def __init__(self, message: str, status: int | None = None, detail: str = "",
+                 request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+        self.request_id = request_id
+
+
+class PolicyRequestError(PolicyServerError, ValueError):
+    """4xx: the request was wrong (bad observation, missing/wrong token, too large)."""
+
+
+class PolicyServerTimeout(PolicyServerError, TimeoutError):
+    """No answer within the client's timeout."""
+
+
+class PolicyServerUnavailable(PolicyServerError, ConnectionError):
+    """Could not reach a ready server, even after the retries."""
+
+
+class MetadataMismatch(PolicyServerError):
+    """The server hosts a different policy than expected (or than before a reconnect)."""
+
+
+def metadata_from_dict(d: Mapping[str, Any]) -> PolicyMetadata:
+    """``GET /v1/metadata`` JSON (or the websocket's first frame) -> :class:`PolicyMetadata`."""
+    try:
+        return PolicyMetadata(
+            name=str(d["name"]), version=str(d["version"]), action_space=str(d["action_space"]),
+            action_dim=int(d["action_dim"]), chunk_size=int(d["chunk_size"]),
+            control_rate_hz=float(d["control_rate_hz"]),
+            inputs={k: ArraySpec(tuple(int(n) for n in v["shape"]), str(v["dtype"]))
+                    for k, v in d["inputs"].items()},
+            instruction_required=bool(d.get("instruction_required", True)),
+            extra=dict(d.get("extra") or {}),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise MetadataMismatch(f"server metadata is not a policy description ({e!r})") from None
+
+
+def _error_from(status: int, text: str, where: str) -> PolicyServerError:
+    try:
+        body = json.loads(text)
+        detail, request_id = str(body.get("detail", text)), body.get(keys.WIRE_REQUEST_ID)
+    except (ValueError, AttributeError):
+        detail, request_id = text, None
+    cls = PolicyRequestError if 400 <= status < 500 else PolicyServerError
+    return cls(f"{where}: HTTP {status}: {detail}", status, detail, request_id)
+
+
+class PolicyClient(Policy):
+    """A remote policy behind ``stare-robot serve``; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8000",
+        *,
+        transport: Transport = "http",
+        token: str | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float = 3.0,
+        retries: int = 3,
+        backoff_s: float = 0.05,
+        expect: Mapping[str, Any] | None = None,
+        connect: bool = True,
+    ) -> None:
+        if transport not in ("http", "websocket"):
+            raise ValueError(f"transport must be 'http' or 'websocket', got {transport!r}")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {url!r}")
+        self.url = url.rstrip("/")
+        self.transport = transport
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.expect = dict(expect or {})
+        unknown = set(self.expect) - set(PolicyMetadata.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"expect has unknown metadata field(s) {sorted(unknown)}; valid: "
+                             f"{sorted(PolicyMetadata.__dataclass_fields__)}")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.url, headers=self._headers,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        )
+        self._ws = None
+        self._metadata: PolicyMetadata | None = None
+        self.server_metadata: dict[str, Any] = {}
+        if connect:
+            self.connect()
+
+    # --- Policy interface ---
+
+    @property
+    def metadata(self) -> PolicyMetadata:
+        if self._metadata is None:
+            self.connect()
+        assert self._metadata is not None
+        return self._metadata
+
+    def predict(self, obs: Observation) -> np.ndarray:
+        """One observation -> float32 action chunk ``(chunk_size, action_dim)``."""
+        return self.infer(obs)[keys.WIRE_ACTIONS]
+
+    def infer(self, obs: Observation) -> dict[str, Any]:
+        """One observation -> the full answer: actions, server_timing, request_id."""
+        clean = {k: (np.asarray(v) if isinstance(v, (list, tuple)) else v) for k, v in obs.items()}
+        if self.transport == "websocket":
+            return self._infer_ws(wire.packb(clean))
+        body = wire.packb({keys.WIRE_OBSERVATION: clean})
+        r = self._request("POST", "/v1/act", content=body,
+                          headers={"Content-Type": wire.MSGPACK_CONTENT_TYPE,
+                                   "Accept": wire.MSGPACK_CONTENT_TYPE})
+        if r.status_code != 200:
+            raise _error_from(r.status_code, r.text, f"{self.url}/v1/act")
+        return wire.unpackb(r.content)
+
+    # --- connection management ---
+
+    def connect(self) -> PolicyMetadata:
+        """(Re)connect and check the server's metadata against ``expect`` and any earlier one."""
+        if self.transport == "websocket":
+            self._open_ws()
+        else:
+            r = self._request("GET", "/v1/metadata")
+            if r.status_code != 200:
+                raise _error_from(r.status_code, r.text, f"{self.url}/v1/metadata")
+            self._accept_metadata(r.json())
+        assert self._metadata is not None
+        return self._metadata
+
+    def _accept_metadata(self, d: Mapping[str, Any]) -> None:
+        meta = metadata_from_dict(d)
+        got = meta.to_dict()
+        wrong = {k: (v, got[k]) for k, v in self.expect.items() if got[k] != v}
+        if wrong:
+            lines = ", ".join(f"{k}: expected {a!r}, server has {b!r}" for k, (a, b) in wrong.items())
+            raise MetadataMismatch(f"{self.url} serves a different policy ({lines})")
+        if self._metadata is not None and meta != self._metadata:
+            raise MetadataMismatch(f"{self.url} changed policy across a reconnect: was "
+                                   f"{self._metadata.name} {self._metadata.version}, now "
+                                   f"{meta.name} {meta.version}")
+        self._metadata = meta
+        self.server_metadata = dict(d)
+
+    def _sleep_before_retry(self, attempt: int) -> None:
+        time.sleep(self.backoff_s * (2**attempt))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """HTTP with bounded retries on connection failures and 503 (model loading)."""
+        where = f"{self.url}{path}"
+        last = ""
+        for attempt in range(self.retries + 1):
+            try:
+                r = self._http.request(method, path, **kwargs)
+            except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
+                # the server took the request but did not answer: retrying would double the wait
+                raise PolicyServerTimeout(f"{where}: no answer within {self.timeout} s") from None
+            except httpx.TransportError as e:  # refused, reset, connect timeout, closed keep-alive
+                last = f"{type(e).__name__}: {e}"
+            else:
+                if r.status_code != 503:
+                    return r
+                last = f"HTTP 503: {r.text}"
+            if attempt < self.retries:
+                self._sleep_before_retry(attempt)
+        raise PolicyServerUnavailable(f"{where}: unreachable after {self.retries + 1} attempts "
+                                      f"({last})")
+
+    def _ws_url(self) -> str:
+        return "ws" + self.url[len("http"):] + "/v1/stream"
+
+    def _open_ws(self) -> None:
+        from websockets.exceptions import InvalidStatus, WebSocketException
+        from websockets.sync.client import connect
+
+        self._close_ws()
+        last = ""
+        for attempt in range(self.retries + 1):
+            try:
+                # entered like a context manager (websockets >= 17.1 deprecates bare use);
+                # closed by _close_ws
+                ws = connect(self._ws_url(), additional_headers=self._headers,
+                             open_timeout=self.connect_timeout, max_size=None,
+                             compression=None).__enter__()
+            except InvalidStatus as e:
+                status = e.response.status_code
+                text = e.response.body.decode("utf-8", "replace") if e.response.body else ""
+                if status != 503:
+                    raise _error_from(status, text, self._ws_url()) from None
+                last = f"HTTP 503: {text}"
+            except TimeoutError:
+                # TCP accepted but no handshake answer: a hung server, not a restarting one
+                raise PolicyServerTimeout(f"{self._ws_url()}: no handshake answer within "
+                                          f"{self.connect_timeout} s") from None
+            except (OSError, WebSocketException) as e:
+                last = f"{type(e).__name__}: {e}"
+            else:
+                try:
+                    first = ws.recv(timeout=self.timeout)
+                except TimeoutError:
+                    ws.close()
+                    raise PolicyServerTimeout(f"{self._ws_url()}: no metadata within "
+                                              f"{self.timeout} s") from None
+                except WebSocketException as e:
+                    last = f"{type(e).__name__}: {e}"
+                else:
+                    self._ws = ws
+                    self._accept_metadata(wire.unpackb(first))
+                    return
+            if attempt < self.retries:
+                self._sleep_before_retry(attempt)
+        raise PolicyServerUnavailable(f"{self._ws_url()}: unreachable after {self.retries + 1} "
+                                      f"attempts ({last})")
+
+    def _infer_ws(self, frame: bytes) -> dict[str, Any]:
+        from websockets.exceptions import ConnectionClosed
+
+        for attempt in range(self.retries + 1):
+            if self._ws is None:
+                self._open_ws()
+            try:
+                self._ws.send(frame)
+                reply = self._ws.recv(timeout=self.timeout)
+            except TimeoutError:
+                self._close_ws()  # a late answer would be mistaken for the next one's
+                raise PolicyServerTimeout(f"{self._ws_url()}: no answer within {self.timeout} s") \
+                    from None
+            except ConnectionClosed:
+                self._close_ws()  # server restarted: reconnect (checks metadata) and resend
+                if attempt < self.retries:
+                    self._sleep_before_retry(attempt)
+                    continue
+                raise PolicyServerUnavailable(f"{self._ws_url()}: connection lost") from None
+            if isinstance(reply, str):
+                try:
+                    status = int(json.loads(reply).get("status", 500))
+                except (ValueError, AttributeError, TypeError):
+                    status = 500
+                raise _error_from(status, reply, self._ws_url())
+            return wire.unpackb(reply)
+        raise PolicyServerUnavailable(f"{self._ws_url()}: connection lost")
+
+    def _close_ws(self) -> None:
+        if self._ws is not None:
+            try:
+                self._ws.close()
+            except Exception:  # noqa: BLE001, S110 (already broken; nothing more to release)
+                pass
+            self._ws = None
+
+    def close(self) -> None:
+        self._close_ws()
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

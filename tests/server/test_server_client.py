@@ -1,0 +1,126 @@
+"""The light client: torch-free, a Policy, clean timeouts, reconnects after a server restart."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from server_fakes import CAMERA, MixingPolicy, make_observation
+
+from stare_robot import keys
+from stare_robot.client import (
+    MetadataMismatch,
+    PolicyClient,
+    PolicyRequestError,
+    PolicyServerTimeout,
+    PolicyServerUnavailable,
+)
+from stare_robot.policies.base import Policy
+
+TRANSPORTS = ["http", "websocket"]
+
+pytest_plugins = ["server_fixtures"]  # serve, shared_server
+
+
+def test_importing_the_client_imports_neither_torch_nor_fastapi():
+    code = ("import sys, stare_robot.client\n"
+            "print(','.join(m for m in ('torch', 'fastapi', 'transformers', 'uvicorn') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"stare_robot.client imported {out.stdout.strip()}"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_client_is_a_policy_with_the_servers_metadata(shared_server, transport):
+    with PolicyClient(shared_server.url, transport=transport,
+                      expect={"action_dim": 7, "chunk_size": 4}) as client:
+        assert isinstance(client, Policy)
+        assert client.metadata == MixingPolicy().metadata
+        obs = [make_observation(np.random.default_rng(i)) for i in range(2)]
+        batch = client.predict_batch(obs)
+        assert all(np.array_equal(b, MixingPolicy().predict(o)) for b, o in zip(batch, obs))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_metadata_check_on_connect(shared_server, transport):
+    with pytest.raises(MetadataMismatch, match="action_dim: expected 6, server has 7"):
+        PolicyClient(shared_server.url, transport=transport, expect={"action_dim": 6})
+    with pytest.raises(ValueError, match="unknown metadata field"):
+        PolicyClient(shared_server.url, expect={"action_dims": 7}, connect=False)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_bad_observation_raises_a_request_error_naming_the_field(shared_server, transport):
+    obs = make_observation(np.random.default_rng(0))
+    obs[CAMERA] = obs[CAMERA][:, :, :2]
+    with PolicyClient(shared_server.url, transport=transport) as client:
+        with pytest.raises(PolicyRequestError, match=CAMERA) as err:
+            client.predict(obs)
+        assert err.value.status == 422 and err.value.request_id
+        good = make_observation(np.random.default_rng(0))
+        assert np.array_equal(client.predict(good), MixingPolicy().predict(good))
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    for conn in accepted:
+        conn.close()
+    sock.close()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_times_out_cleanly_against_a_server_that_does_not_answer(silent_server, transport):
+    client = PolicyClient(silent_server, transport=transport, timeout=0.3, connect_timeout=0.3,
+                          connect=False)
+    with pytest.raises(PolicyServerTimeout, match="no (answer|handshake answer) within"):
+        client.connect()
+    client.close()
+
+
+def test_unreachable_server_fails_after_bounded_retries():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(PolicyServerUnavailable, match="after 3 attempts"):
+        PolicyClient(f"http://127.0.0.1:{port}", retries=2, backoff_s=0.01)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_reconnects_after_a_server_restart(serve, transport):
+    first = serve(MixingPolicy())
+    port = first.port
+    obs = make_observation(np.random.default_rng(4))
+    want = MixingPolicy().predict(obs)
+    with PolicyClient(first.url, transport=transport, retries=2, backoff_s=0.02) as client:
+        assert np.array_equal(client.predict(obs), want)
+        first.stop()
+        with pytest.raises(PolicyServerUnavailable):
+            client.predict(obs)
+        second = serve(MixingPolicy(), port=port)
+        assert second.port == port
+        assert np.array_equal(client.predict(obs), want)
+        assert client.infer(obs)[keys.WIRE_TIMING][keys.TIMING_BATCH_SIZE] == 1
