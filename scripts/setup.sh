@@ -62,6 +62,10 @@ python_env() {
   # torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
   "${pip[@]}" "torch==2.13.0"
   "${pip[@]}" -e "$root[sim,ros,realsense,dev]"
+  # The ROS 2 nodes (ament_python package) go into the same venv when the ros extra is there.
+  if "$venv/bin/python" -c "import rclpy" >/dev/null 2>&1; then
+    "${pip[@]}" -e "$root/ros2_ws/src/stare_robot_ros"
+  fi
   echo "$want_stamp" > "$stamp"
   echo "[setup] $venv: installed"
 }

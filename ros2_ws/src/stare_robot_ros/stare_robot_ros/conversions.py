@@ -1,0 +1,131 @@
+"""Standard ROS 2 messages <-> numpy, in one place (no node logic here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from geometry_msgs.msg import PoseStamped
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from stare_robot.robots.profiles import JointStateError, order_joints
+
+GRIPPER_MSG_TYPES = ("float64", "joint_trajectory")  # std_msgs/Float64 or a 1-joint trajectory
+
+
+def time_msg(seconds: float) -> Time:
+    sec = int(np.floor(seconds))
+    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def time_seconds(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def duration_msg(seconds: float) -> Duration:
+    sec = int(np.floor(seconds))
+    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def joint_state_msg(
+    names: Sequence[str], position: np.ndarray, velocity: np.ndarray, stamp: Time
+) -> JointState:
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(names)
+    msg.position = [float(v) for v in position]
+    msg.velocity = [float(v) for v in velocity]
+    return msg
+
+
+def joint_trajectory_msg(
+    names: Sequence[str], positions: np.ndarray, time_from_start: float, stamp: Time
+) -> JointTrajectory:
+    """A one-point trajectory: reach ``positions`` ``time_from_start`` seconds after ``stamp``."""
+    msg = JointTrajectory()
+    msg.header.stamp = stamp
+    msg.joint_names = list(names)
+    point = JointTrajectoryPoint()
+    point.positions = [float(v) for v in positions]
+    point.time_from_start = duration_msg(time_from_start)
+    msg.points = [point]
+    return msg
+
+
+def trajectory_target(msg: JointTrajectory, wanted: Sequence[str]) -> np.ndarray:
+    """The final point's positions of ``wanted`` joints; raises JointStateError when malformed."""
+    if not msg.points:
+        raise JointStateError("joint trajectory has no points")
+    return order_joints(msg.joint_names, msg.points[-1].positions, wanted)
+
+
+def gripper_msg(kind: str, joint: str, command: float, stamp: Time):
+    """Gripper finger-position command as ``kind`` (one of GRIPPER_MSG_TYPES)."""
+    if kind == "float64":
+        return Float64(data=float(command))
+    return joint_trajectory_msg([joint], [command], 0.0, stamp)
+
+
+def gripper_command(msg, joint: str) -> float:
+    """Finger position out of a gripper message (Float64 or JointTrajectory)."""
+    if isinstance(msg, Float64):
+        value = float(msg.data)
+    else:
+        value = float(trajectory_target(msg, [joint])[0])
+    if not np.isfinite(value):
+        raise JointStateError(f"gripper command is not finite: {value}")
+    return value
+
+
+def gripper_msg_class(kind: str):
+    if kind not in GRIPPER_MSG_TYPES:
+        raise ValueError(f"gripper_msg_type {kind!r} is not valid; use one of {GRIPPER_MSG_TYPES}")
+    return Float64 if kind == "float64" else JointTrajectory
+
+
+def pose_stamped_msg(pose: np.ndarray, frame_id: str, stamp: Time) -> PoseStamped:
+    """(7,) ``[xyz, wxyz]`` -> PoseStamped."""
+    msg = PoseStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    p, q = msg.pose.position, msg.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in pose[:3])
+    q.w, q.x, q.y, q.z = (float(v) for v in pose[3:7])
+    return msg
+
+
+def pose_array(msg: PoseStamped) -> np.ndarray:
+    p, q = msg.pose.position, msg.pose.orientation
+    return np.array([p.x, p.y, p.z, q.w, q.x, q.y, q.z])
+
+
+def image_msg(rgb: np.ndarray, frame_id: str, stamp: Time) -> Image:
+    """(H, W, 3) uint8 -> sensor_msgs/Image rgb8."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = "rgb8"
+    msg.step = 3 * msg.width
+    msg.data = rgb.tobytes()
+    return msg
+
+
+def camera_info_msg(K: np.ndarray, height: int, width: int, frame_id: str, stamp: Time) -> CameraInfo:
+    """Pinhole camera without distortion (a simulated camera)."""
+    msg = CameraInfo()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(height), int(width)
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [float(v) for v in np.asarray(K).reshape(9)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    P = np.zeros((3, 4))
+    P[:, :3] = K
+    msg.p = [float(v) for v in P.reshape(12)]
+    return msg
