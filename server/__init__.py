@@ -4,11 +4,11 @@
 
 Layout: ``settings`` (pydantic-settings), ``app.create_app`` (the factory; nothing is built at
 import time), ``routes/`` (one module per resource), ``deps`` (Annotated dependencies), ``worker``
-(dedicated inference thread + cross-robot micro-batching), ``validation`` / ``codec`` / ``wire``
-(what a request may contain and how it is decoded), ``metrics`` (Prometheus text).
+(dedicated inference thread + cross-robot micro-batching), ``validation`` / ``codec`` (what a
+request may contain and how it is decoded), ``metrics`` (Prometheus text). The msgpack/numpy wire
+format shared with the client is :mod:`stare_robot.wire` in the core library.
 
-This package's ``__init__`` stays light on purpose: ``stare_robot.client`` imports
-``stare_robot.server.wire`` without pulling in FastAPI or torch.
+This package's ``__init__`` stays light on purpose: nothing heavy is imported until used.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ JSON observation values, per input (see ``GET /v1/metadata`` for names, shapes a
 * ``{"__numpy__": <base64 raw bytes>, "dtype": "<f4", "shape": [...]}`` (json-numpy, as used by
   OpenVLA's deploy script).
 
-The msgpack body is the same envelope with arrays as raw bytes (:mod:`stare_robot.server.wire`).
+The msgpack body is the same envelope with arrays as raw bytes (:mod:`stare_robot.wire`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from stare_robot.server import wire
+from stare_robot import wire
 from stare_robot.server.errors import ApiError
 from stare_robot.server.validation import check_keys, describe, field, validate_observation
 

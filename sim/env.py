@@ -23,17 +23,20 @@ every array gets a leading env axis instead):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
+from stare_robot.sim.tasks import ROBOT, TaskSpec, get_task
 
 from stare_robot import keys
-from stare_robot.sim.tasks import ROBOT, TaskSpec, get_task
 
 OBS_MODES = ("state", "rgb")
 SIM_BACKENDS = ("auto", "physx_cpu", "physx_cuda")
 FINGER_OPEN_WIDTH = 0.04  # metres per Panda finger joint when fully open
 CONTACT_FORCE_N = 1e-2  # a robot link touches the object above this contact force (newtons)
+# ...or, on the CPU sim, when a contact point between them is closer than this (metres): a pushed
+# cube slides ahead between control steps, so the force at the last sim sub-step is often zero.
+CONTACT_DISTANCE = 2e-3
 
 
 def resolve_sim_backend(sim_backend: str) -> str:
@@ -68,7 +71,7 @@ def build_maniskill_env(
         **spec.env_kwargs,
     )
     if obs_mode == "rgb":
-        kwargs["sensor_configs"] = dict(width=image_size, height=image_size)
+        kwargs["sensor_configs"] = {"width": image_size, "height": image_size}
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
     try:
@@ -132,18 +135,19 @@ class SimEnv:
         self.max_episode_steps = self.env.spec.max_episode_steps if self.env.spec else None
         self.action_low = self.env.action_space.low.reshape(-1, keys.ACTION_DIM)[0]
         self.action_high = self.env.action_space.high.reshape(-1, keys.ACTION_DIM)[0]
-        agent = self.base.agent
-        hand = next(link for link in agent.robot.get_links() if link.name == "panda_hand")
-        self._touch_links = [agent.finger1_link, agent.finger2_link, hand]
 
     # --- gym-like API ---
-    def reset(self, seed: int) -> Step:
-        raw, info = self.env.reset(seed=seed)
+    def reset(self, seed: int, reconfigure: bool = False) -> Step:
+        """Reset to the initial state of ``seed``. ``reconfigure`` rebuilds the physics scene
+        (slower) so the episode starts with no solver state left from earlier episodes: needed
+        for bit-exact open-loop replay, which uses it too."""
+        options = {"reconfigure": True} if reconfigure else None
+        raw, info = self.env.reset(seed=seed, options=options)
         success = _np(self.base.evaluate()["success"]).astype(bool)
         return self._step(raw, 0.0, False, False, success, info)
 
     def step(self, action: np.ndarray) -> Step:
-        """Execute one 7-D normalised ``pd_ee_delta_pose`` action (see ``stare_robot.sim.ee_action``)."""
+        """Execute one 7-D normalised ``pd_ee_delta_pose`` action (see ``stare_robot.robots.ee_action``)."""
         action = np.asarray(action, dtype=np.float32)
         if action.shape[-1] != keys.ACTION_DIM or not np.all(np.isfinite(action)):
             raise ValueError(
@@ -157,7 +161,7 @@ class SimEnv:
     def close(self) -> None:
         self.env.close()
 
-    def __enter__(self) -> SimEnv:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -178,6 +182,7 @@ class SimEnv:
         privileged = self._privileged(success)
         privileged[keys.OBS_EE_POSE] = obs[keys.OBS_EE_POSE]
         privileged[keys.OBS_GRIPPER] = obs[keys.OBS_GRIPPER]
+
         def flag(x, dtype):
             x = np.broadcast_to(np.asarray(x, dtype).reshape(-1), (self.num_envs,))
             return x[0].item() if self.num_envs == 1 else x.copy()
@@ -219,26 +224,47 @@ class SimEnv:
         return obs
 
     def _privileged(self, success: np.ndarray) -> dict[str, Any]:
-        env, spec, scene = self.base, self.spec, self.base.scene
+        env, spec = self.base, self.spec
         obj = getattr(env, spec.obj_attr)
         priv: dict[str, Any] = {
             keys.SIM_OBJ_POSE: _np(obj.pose.raw_pose).astype(np.float32),
             keys.SIM_GOAL_POS: self._goal_pos(),
             keys.SIM_IS_GRASPED: _np(env.agent.is_grasping(obj)).astype(bool).reshape(-1),
-            keys.SIM_CONTACT: np.any(
-                [
-                    np.linalg.norm(_np(scene.get_pairwise_contact_forces(link, obj)), axis=-1)
-                    > CONTACT_FORCE_N
-                    for link in self._touch_links
-                ],
-                axis=0,
-            ).reshape(-1),
+            keys.SIM_CONTACT: self._contact(obj),
             keys.SIM_SUCCESS: np.asarray(success, bool).reshape(-1),
         }
         if spec.target_attr is not None:
             target = getattr(env, spec.target_attr)
             priv[keys.SIM_TARGET_POSE] = _np(target.pose.raw_pose).astype(np.float32)
         return {k: self._unbatch(v) for k, v in priv.items()}
+
+    def _contact(self, obj) -> np.ndarray:
+        """(num_envs,) bool: a hand or finger link touches ``obj``."""
+        scene, links = self.base.scene, self._touch_links()
+        forces = np.any(
+            [
+                np.linalg.norm(_np(scene.get_pairwise_contact_forces(link, obj)), axis=-1)
+                > CONTACT_FORCE_N
+                for link in links
+            ],
+            axis=0,
+        ).reshape(-1)
+        if scene.gpu_sim_enabled:
+            return forces
+        entities = {link._bodies[0].entity for link in links}
+        target = obj._bodies[0].entity
+        for contact in scene.px.get_contacts():
+            pair = {body.entity for body in contact.bodies}
+            touching = any(point.separation <= CONTACT_DISTANCE for point in contact.points)
+            if target in pair and pair & entities and touching:
+                return np.ones(1, bool)
+        return forces
+
+    def _touch_links(self) -> list:
+        """Hand and finger links (looked up each time: a reconfiguring reset rebuilds them)."""
+        agent = self.base.agent
+        hand = next(link for link in agent.robot.get_links() if link.name == "panda_hand")
+        return [agent.finger1_link, agent.finger2_link, hand]
 
     def _goal_pos(self) -> np.ndarray:
         """(num_envs, 3) goal position; see ``TaskSpec.goal``."""

@@ -109,6 +109,4 @@ def get_task(name: str) -> TaskSpec:
         return TASKS[name]
     close = difflib.get_close_matches(name, list(TASKS), n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise UnknownTaskError(
-        f"unknown task '{name}'.{hint} Valid tasks: {', '.join(sorted(TASKS))}."
-    )
+    raise UnknownTaskError(f"unknown task '{name}'.{hint} Valid tasks: {', '.join(sorted(TASKS))}.")

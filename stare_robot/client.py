@@ -27,7 +27,7 @@ import numpy as np
 
 from stare_robot import keys
 from stare_robot.policies.base import ArraySpec, Observation, Policy, PolicyMetadata
-from stare_robot.server import wire
+from stare_robot import wire
 
 Transport = Literal["http", "websocket"]
 

@@ -1,6 +1,6 @@
 """Turn the policy's 7-D end-effector-delta actions into safe joint targets for a real arm.
 
-The action convention is ManiSkill3's ``pd_ee_delta_pose`` (see ``stare_robot.sim.ee_action``):
+The action convention is ManiSkill3's ``pd_ee_delta_pose`` (see ``stare_robot.robots.ee_action``):
 the translation is added to the TCP position in the robot-base frame, the rotation is applied on the
 left of the TCP orientation in the base frame, both relative to the *measured* pose (not to the
 previous target), and the gripper entry maps -1 .. +1 to the closed .. open finger command.
@@ -28,7 +28,7 @@ from scipy.spatial.transform import Rotation
 from stare_robot.keys import ACTION_DIM
 from stare_robot.robots.kinematics import Kinematics
 from stare_robot.robots.profiles import RobotProfile
-from stare_robot.sim.ee_action import action_to_pose_delta
+from stare_robot.robots.ee_action import action_to_pose_delta
 
 # Names of the safety steps that changed a command (ArmCommand.limited).
 LIMIT_WORKSPACE = "workspace"

@@ -7,7 +7,7 @@ import pytest
 
 from stare_robot.robots import ActionError, EEDeltaCommander, JointStateError, get_profile, order_joints
 from stare_robot.robots.commander import LIMIT_IK_FAILED, LIMIT_JOINTS, LIMIT_STEP, LIMIT_WORKSPACE
-from stare_robot.sim.ee_action import pose_distance
+from stare_robot.robots.ee_action import pose_distance
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from stare_robot.robots import Kinematics, get_profile
 from stare_robot.robots.profiles import UnknownRobotError
-from stare_robot.sim.ee_action import pose_distance
+from stare_robot.robots.ee_action import pose_distance
 
 
 @pytest.fixture(scope="module")

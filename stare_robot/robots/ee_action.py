@@ -9,7 +9,7 @@ A stored action is exactly what the env consumes: normalised to [-1, 1].
   XYZ Euler angles. So a rotation R is commanded by ``a = -euler_XYZ(R) / 0.1``.
 - ``action[6]`` gripper: +1 open, -1 closed (ManiSkill's convention).
 
-Checked against the installed controller in tests/sim/test_ee_action.py.
+Checked against the installed controller in tests/robots/test_ee_action.py.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ def _rotation(quat_wxyz: np.ndarray) -> Rotation:
 
 
 def pose_delta_to_action(
-    current: np.ndarray, target: np.ndarray, base: np.ndarray | None = None
+    current: np.ndarray, target: np.ndarray, base: np.ndarray | None = None, gain: float = 1.0
 ) -> np.ndarray:
     """Normalised 6-D arm action moving the TCP from ``current`` to ``target`` in one step.
 
     ``current``, ``target``, ``base``: (7,) world-frame poses ``[x, y, z, qw, qx, qy, qz]``
-    (``base`` = robot root pose, identity when None). Returns (6,) float32 in [-1, 1]: a delta
+    (``base`` = robot root pose, identity when None); ``gain`` scales the delta before clipping
+    (> 1 compensates for a controller that falls short of its per-step target). Returns (6,) float32 in [-1, 1]: a delta
     larger than the controller allows is scaled down along its own direction (position and
     rotation separately), so the step still heads straight for the target.
     """
@@ -44,6 +45,9 @@ def pose_delta_to_action(
     cur = base_rot.inv() * _rotation(current[3:])
     tgt = base_rot.inv() * _rotation(target[3:])
     drot = tgt * cur.inv()  # root-aligned: target = drot * current
+    if gain != 1.0:
+        dpos = dpos * gain
+        drot = Rotation.from_rotvec(drot.as_rotvec() * gain)
 
     pos = dpos / POS_BOUND
     biggest = np.abs(pos).max()

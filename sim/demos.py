@@ -1,0 +1,207 @@
+"""Expert demonstrations: motion-planner solutions recorded in the 7-D EE-delta action space.
+
+    stare-robot demos --task PushCube-v1 --num 100 --seed 0 --out data/pushcube.zarr [--obs rgb]
+
+Seeds ``seed, seed + 1, ...`` are tried until ``num`` episodes succeed in the ``pd_ee_delta_pose``
+env (see :mod:`stare_robot.sim.expert`); only those are committed, each with its seed so
+:func:`stare_robot.sim.replay.replay_episode` can reproduce it. Per step the episode holds the
+observation *before* the action (``obs/*`` and the privileged ``sim/*`` state), the action, and the
+``reward`` / ``sim/success`` the action produced.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from stare_robot.sim.env import OBS_MODES, SimEnv, Step, make_env
+from stare_robot.sim.tasks import ROBOT, UnknownTaskError, get_task
+
+import stare_robot
+from stare_robot import keys
+
+EPISODE_STEP_LIMIT = 400  # ManiSkill's own time limit (50) would cut slow demos; we stop on success
+
+
+def episode_attrs(sim: SimEnv, seed: int, success: bool) -> dict[str, Any]:
+    """The attrs of one recorded sim episode (keys from :mod:`stare_robot.keys`)."""
+    spec = sim.spec
+    return {
+        keys.ATTR_TASK: spec.name,
+        keys.ATTR_ENV_ID: spec.env_id,
+        keys.ATTR_INSTRUCTION: spec.instruction,
+        keys.ATTR_ROBOT: ROBOT,
+        keys.ATTR_SOURCE: "sim",
+        keys.ATTR_SUCCESS: bool(success),
+        keys.ATTR_SEED: int(seed),
+        keys.ATTR_OBS_MODE: sim.obs_mode,
+        keys.ATTR_STAGE_FAMILY: spec.stage_family,
+        keys.ATTR_CONTROL_RATE: sim.control_rate_hz,
+        keys.ATTR_ACTION_SPACE: keys.ACTION_SPACE_EE_DELTA,
+        keys.ATTR_CODE_VERSION: stare_robot.__version__,
+        keys.SIM_OBJ_HALF_SIZE: float(spec.obj_half_size),
+    }
+
+
+def step_record(before: Step, action: np.ndarray, after: Step, t: int, rate_hz: float) -> dict:
+    """One stored step: observation and privileged state before ``action``, outcome after it."""
+    record = {k: np.asarray(v) for k, v in before.obs.items() if k != keys.INSTRUCTION}
+    for key, value in before.privileged.items():
+        if key.startswith(keys.SIM + "/") and key != keys.SIM_SUCCESS:
+            record[key] = np.asarray(value)
+    record[keys.ACTION] = np.asarray(action, np.float32)
+    record[keys.TIMESTAMP] = np.float64(t / rate_hz)
+    record[keys.REWARD] = np.float32(after.reward)
+    record[keys.SIM_SUCCESS] = np.bool_(after.success)
+    return record
+
+
+def generate_demos(
+    task: str,
+    num: int,
+    seed: int,
+    out: Path | str,
+    obs_mode: str = "state",
+    progress: bool = True,
+    *,
+    image_size: int = 128,
+    sim_backend: str = "auto",
+    max_attempts: int | None = None,
+) -> dict[str, Any]:
+    """Record ``num`` successful expert episodes of ``task`` into the store at ``out``.
+
+    Tries seeds ``seed, seed + 1, ...`` (at most ``max_attempts``, default ``5 * num + 10``).
+    Returns a summary: ``attempted``, ``kept``, ``failed`` ({reason: count}), ``seeds``,
+    ``lengths`` (steps per kept episode), ``seconds``, ``out``.
+    """
+    from stare_robot.sim.expert import EEDeltaExpert
+    from tqdm.auto import tqdm
+
+    from stare_robot.data.store import EpisodeStore
+
+    spec = get_task(task)
+    if obs_mode not in OBS_MODES:
+        raise ValueError(f"unknown obs_mode '{obs_mode}'; valid: {', '.join(OBS_MODES)}")
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}")
+    max_attempts = 5 * num + 10 if max_attempts is None else max_attempts
+
+    store = EpisodeStore.create(
+        out, attrs={keys.ATTR_TASK: spec.name, keys.ATTR_ACTION_SPACE: keys.ACTION_SPACE_EE_DELTA}
+    )
+    start = time.perf_counter()
+    failed: Counter[str] = Counter()
+    seeds: list[int] = []
+    lengths: list[int] = []
+    attempted = 0
+    sim = make_env(
+        spec.name,
+        obs_mode,
+        image_size,
+        sim_backend=sim_backend,
+        max_episode_steps=EPISODE_STEP_LIMIT,
+    )
+    expert = EEDeltaExpert(sim, planner_backend=sim_backend)
+    bar = tqdm(total=num, desc=f"demos {spec.name} ({obs_mode})", unit="ep", disable=not progress)
+    try:
+        while len(seeds) < num and attempted < max_attempts:
+            current = seed + attempted
+            attempted += 1
+            rollout = expert.run(current)
+            if not rollout.success:
+                failed[rollout.failure or "unknown"] += 1
+                bar.set_postfix(failed=sum(failed.values()))
+                continue
+            with store.new_episode(attrs=episode_attrs(sim, current, False)) as ep:
+                for t, (before, action, after) in enumerate(
+                    zip(rollout.steps, rollout.actions, rollout.results)
+                ):
+                    ep.append(step_record(before, action, after, t, sim.control_rate_hz))
+                ep.set_attrs(success=True)
+            seeds.append(current)
+            lengths.append(len(rollout.actions))
+            bar.update(1)
+    finally:
+        bar.close()
+        expert.close()
+        sim.close()
+    return {
+        "task": spec.name,
+        "obs_mode": obs_mode,
+        "attempted": attempted,
+        "kept": len(seeds),
+        "failed": dict(failed),
+        "seeds": seeds,
+        "lengths": lengths,
+        "seconds": time.perf_counter() - start,
+        "out": str(out),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lengths = summary["lengths"] or [0]
+    failed = ", ".join(f"{n} {why}" for why, n in summary["failed"].items()) or "none"
+    return (
+        f"{summary['task']}: attempted {summary['attempted']}, kept {summary['kept']}, "
+        f"failed {summary['attempted'] - summary['kept']} ({failed}); steps per episode "
+        f"min {min(lengths)} / mean {np.mean(lengths):.1f} / max {max(lengths)}; "
+        f"{summary['seconds']:.1f} s -> {summary['out']}"
+    )
+
+
+@dataclass
+class DemosArgs:
+    """Generate motion-planner demonstrations (7-D EE-delta actions) into a Zarr episode store."""
+
+    task: str
+    """Task name, e.g. PushCube-v1 (StackCube-v1, PullCube-v1, LiftPegUpright-v1, PickCube-v1)."""
+    out: Path
+    """Episode store to create or append to."""
+    num: int = 100
+    """How many successful episodes to keep."""
+    seed: int = 0
+    """The first env seed tried; later attempts use seed+1, seed+2, ..."""
+    obs: Literal["state", "rgb"] = "state"
+    """Observation mode: privileged state vector, or a camera image + proprioception."""
+    image_size: int = 128
+    """Camera image side in pixels (rgb mode)."""
+    sim_backend: Literal["auto", "physx_cpu", "physx_cuda"] = "auto"
+    """auto: GPU sim when CUDA is present, else CPU."""
+    max_attempts: int | None = None
+    """Give up after this many seeds (default 5 * num + 10)."""
+    quiet: bool = False
+    """No progress bar."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tyro
+
+    from stare_robot.data.errors import StoreError
+
+    args = tyro.cli(DemosArgs, args=argv, prog="stare-robot demos")
+    try:
+        summary = generate_demos(
+            args.task,
+            args.num,
+            args.seed,
+            args.out,
+            obs_mode=args.obs,
+            progress=not args.quiet,
+            image_size=args.image_size,
+            sim_backend=args.sim_backend,
+            max_attempts=args.max_attempts,
+        )
+    except (UnknownTaskError, ValueError, StoreError) as err:
+        print(f"stare-robot demos: {err}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    return 0 if summary["kept"] == args.num else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
