@@ -12,7 +12,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from stare_robot.robots import EEDeltaCommander, get_profile
-from stare_robot.sim.ee_action import pose_distance
+from stare_robot.robots.ee_action import pose_distance
 
 pytestmark = pytest.mark.sim
 

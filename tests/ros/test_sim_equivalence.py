@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from ros_graph import call, probe, spin_until, start_node  # noqa: F401  (fixtures)
 from stare_robot import keys
-from stare_robot.sim.ee_action import pose_distance
+from stare_robot.robots.ee_action import pose_distance
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
 
