@@ -16,7 +16,8 @@ import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
-from stare_robot.server import codec, wire
+from stare_robot import wire
+from stare_robot.server import codec
 from stare_robot.server.deps import check_token
 from stare_robot.server.errors import REQUEST_ID_HEADER, ApiError, new_request_id
 from stare_robot.server.routes.act import infer, response_payload

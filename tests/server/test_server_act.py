@@ -11,7 +11,8 @@ import httpx
 import numpy as np
 from PIL import Image
 from server_fakes import CAMERA, MixingPolicy, make_metadata, make_observation
-from stare_robot.server import ServerSettings, create_app, wire
+from stare_robot import wire
+from stare_robot.server import ServerSettings, create_app
 from stare_robot.server.runner import BackgroundServer
 
 from stare_robot import keys

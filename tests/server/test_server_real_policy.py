@@ -18,7 +18,8 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from stare_robot.server import ServerSettings, create_app, wire
+from stare_robot import wire
+from stare_robot.server import ServerSettings, create_app
 from stare_robot.server.runner import BackgroundServer
 from test_server_openpi import OPENPI_WARNING
 

@@ -18,12 +18,14 @@ setup(
     zip_safe=True,
     maintainer="stare-robot maintainers",
     maintainer_email="maintainers@stare-robot.invalid",
-    description="ROS 2 nodes of stare-robot (sim robot, robot bridge)",
+    description="ROS 2 nodes of stare-robot (sim robot, robot bridge, policy client, episode recorder)",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             "sim_robot = stare_robot_ros.sim_robot:main",
             "robot_bridge = stare_robot_ros.robot_bridge:main",
+            "policy_client = stare_robot_ros.policy_client:main",
+            "episode_recorder = stare_robot_ros.episode_recorder:main",
         ],
     },
 )

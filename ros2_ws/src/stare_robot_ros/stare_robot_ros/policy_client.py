@@ -1,0 +1,206 @@
+"""``policy_client``: observations -> policy server -> 7-D actions, at the control rate, safely.
+
+Pairs the newest camera image (``image_topic``, resized to the policy's size), joint state
+(``joint_states_topic``: ``obs/state`` = the 9 Panda qpos incl. fingers, then the 9 qvel),
+end-effector pose (``ee_pose_topic``, from robot_bridge) and, for sim-only state-mode policies,
+privileged env state (``env_state_topic``, std_msgs/Float32MultiArray) into one observation,
+queries the server with :class:`stare_robot.client.PolicyClient`, and publishes the chunk one step
+per tick on ``action_topic`` (std_msgs/Float64MultiArray) for robot_bridge. When the observation
+is stale or the server slow, down, erroring or answering a malformed/NaN chunk it publishes hold
+actions (zero motion, gripper unchanged), reports the reason on ``~/status`` (std_msgs/String,
+JSON) and the log, and resumes with the next good answer. The policy's metadata is checked at
+start: an input the graph cannot provide is refused by name (exit status 2).
+
+``lockstep: true`` (sim_robot in lock-step): each action waits for a joint state newer than the
+one the previous action followed, and nothing is published while the server thinks (the sim
+clock stands still), so the graph steps exactly like an in-process rollout.
+
+    policy_client --ros-args --params-file launch/config/franka_sim.yaml -p server_url:=http://127.0.0.1:8000
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32MultiArray, Float64MultiArray, String
+
+from stare_robot.client import PolicyClient, PolicyServerError
+from stare_robot.deploy import executor as ex
+from stare_robot.deploy import pairing
+from stare_robot.robots.profiles import JointStateError, get_profile, order_joints
+from stare_robot_ros import conversions as conv
+from stare_robot_ros.node_runner import NodeConfigError, run_node
+
+
+def image_array(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image rgb8/bgr8 -> (H, W, 3) uint8 RGB; ValueError for other encodings."""
+    if msg.encoding not in ("rgb8", "bgr8"):
+        raise ValueError(f"image encoding {msg.encoding!r} is not supported; use rgb8 or bgr8")
+    rgb = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, : 3 * msg.width]
+    rgb = rgb.reshape(msg.height, msg.width, 3)
+    return rgb[..., ::-1] if msg.encoding == "bgr8" else rgb
+
+
+class PolicyClientNode(Node):
+    def __init__(self):
+        super().__init__("policy_client")
+        p = self._declare_parameters()
+        if p["control_rate_hz"] <= 0:
+            raise NodeConfigError(f"control_rate_hz must be > 0, got {p['control_rate_hz']}")
+        try:
+            self.profile = get_profile(p["robot"])
+            self.joint_names = [*self.profile.ros_arm_joints(p["joint_prefix"]),
+                                *self.profile.ros_gripper_joints(p["joint_prefix"])]
+            self.client = self._connect(p)
+            graph = pairing.GraphInputs(camera=p["camera_name"] if p["image_topic"] else None,
+                                        ee_pose=bool(p["ee_pose_topic"]),
+                                        env_state=bool(p["env_state_topic"]))
+            self.metadata = self.client.metadata
+            sources = pairing.check_inputs_available(self.metadata, graph)
+        except (ValueError, PolicyServerError) as err:
+            raise NodeConfigError(str(err)) from err
+        if self.metadata.action_dim != 7:
+            raise NodeConfigError(f"policy {self.metadata.name!r} has action_dim "
+                                  f"{self.metadata.action_dim}; robot_bridge takes 7-D EE deltas")
+        self.p = p
+        self.pairer = pairing.ObservationPairer(sources, p["max_observation_age_s"], p["max_stamp_skew_s"])
+        period = 1.0 / p["control_rate_hz"]
+        self.loop = ex.ControlLoop(
+            self.client, self.metadata.action_dim, request_timeout_s=p["request_timeout_s"],
+            wait_s=p["wait_fraction"] * period, retry_period_s=p["retry_period_s"],
+            hold_while_waiting=not p["lockstep"],
+        )
+        self._last_stamp = -np.inf  # joint-state stamp the previous action followed (lock-step)
+        self._last_reason = ""
+        self._chunks_seen = 0
+        self._logged_reason = "-"
+        self._obs_received = 0.0
+        self.action_pub = self.create_publisher(Float64MultiArray, p["action_topic"], 10)
+        self.status_pub = self.create_publisher(String, "~/status", 10)
+        self.create_subscription(JointState, p["joint_states_topic"], self._on_joints, 10)
+        if pairing.SOURCE_IMAGE in sources:
+            self.create_subscription(Image, p["image_topic"], self._on_image, qos_profile_sensor_data)
+        if pairing.SOURCE_EE_POSE in sources:
+            self.create_subscription(PoseStamped, p["ee_pose_topic"], self._on_pose, 10)
+        if pairing.SOURCE_ENV_STATE in sources:
+            self.create_subscription(Float32MultiArray, p["env_state_topic"], self._on_env_state, 10)
+        self.create_timer(period, self._tick)
+        self.get_logger().info(f"policy {self.metadata.name} {self.metadata.version} at "
+                               f"{self.client.url}, inputs {sorted(self.metadata.inputs)}")
+
+    def _declare_parameters(self) -> dict:
+        defaults = {
+            "robot": "panda",
+            "joint_prefix": "panda",
+            "server_url": "http://127.0.0.1:8000",
+            "transport": "http",  # http | websocket
+            "connect_timeout_s": 60.0,  # wait this long for the server at start-up
+            "instruction": "",
+            "control_rate_hz": 20.0,
+            "lockstep": False,
+            "max_observation_age_s": 0.25,  # refuse observations older than this (receive time)
+            "max_stamp_skew_s": 0.1,  # image / pose stamps this close to the joint state's
+            "request_timeout_s": 0.5,  # no answer by then = server slow -> hold
+            "retry_period_s": 0.2,  # after an error, ask again this much later
+            "wait_fraction": 0.8,  # of a control period, waiting for an answer inside a tick
+            "camera_name": "base_camera",  # the camera name in the policy's inputs
+            "image_topic": "camera/image_raw",  # "" = no camera in this graph
+            "joint_states_topic": "joint_states",
+            "ee_pose_topic": "ee_pose",
+            "env_state_topic": "",  # sim_robot's privileged state (state-mode policies only)
+            "action_topic": "action",
+        }
+        return {k: self.declare_parameter(k, v).value for k, v in defaults.items()}
+
+    def _connect(self, p: dict) -> PolicyClient:
+        client = PolicyClient(p["server_url"], transport=p["transport"], timeout=p["request_timeout_s"],
+                              connect_timeout=min(2.0, p["request_timeout_s"] * 4), retries=0,
+                              connect=False)
+        deadline = time.monotonic() + p["connect_timeout_s"]
+        while True:
+            try:
+                client.connect()
+                return client
+            except PolicyServerError as err:
+                if time.monotonic() > deadline:
+                    raise PolicyServerError(f"no policy server at {p['server_url']} within "
+                                            f"connect_timeout_s = {p['connect_timeout_s']:g}: {err}")
+                time.sleep(0.2)
+
+    # --- inputs ---
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            q = order_joints(msg.name, msg.position, self.joint_names)
+            v = order_joints(msg.name, msg.velocity, self.joint_names) if msg.velocity else np.zeros_like(q)
+        except JointStateError as err:
+            self.get_logger().warning(f"ignored joint state: {err}", throttle_duration_sec=1.0)
+            return
+        self._obs_received = time.monotonic()
+        self.pairer.update(pairing.SOURCE_JOINTS, (q, v), conv.time_seconds(msg.header.stamp), self._obs_received)
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            rgb = image_array(msg)
+        except ValueError as err:
+            self.get_logger().warning(f"ignored image: {err}", throttle_duration_sec=1.0)
+            return
+        self.pairer.update(pairing.SOURCE_IMAGE, rgb, conv.time_seconds(msg.header.stamp), time.monotonic())
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        self.pairer.update(pairing.SOURCE_EE_POSE, conv.pose_array(msg),
+                           conv.time_seconds(msg.header.stamp), time.monotonic())
+
+    def _on_env_state(self, msg: Float32MultiArray) -> None:
+        # no header: stamped with the latest joint state's stamp so it pairs by age alone
+        joints = self.pairer._latest.get(pairing.SOURCE_JOINTS)
+        self.pairer.update(pairing.SOURCE_ENV_STATE, np.asarray(msg.data, np.float32),
+                           joints.stamp if joints else 0.0, time.monotonic())
+
+    # --- control tick ---
+    def _tick(self) -> None:
+        now = time.monotonic()
+        try:
+            values, stamp = self.pairer.pair(now)
+            if self.p["lockstep"] and stamp <= self._last_stamp:
+                return  # the sim has not stepped since the last action: wait for its state
+            obs = pairing.build_observation(self.metadata, values, self.p["instruction"],
+                                            self.p["camera_name"], self.profile.finger_open_width)
+        except pairing.StaleObservation as stale:
+            obs, stamp = stale, None
+        command = self.loop.tick(now, obs)
+        if command is None:
+            return
+        if stamp is not None:
+            self._last_stamp = stamp
+        self.action_pub.publish(Float64MultiArray(data=[float(a) for a in command.action]))
+        new_chunk = self.loop.status.chunks_accepted != self._chunks_seen
+        if command.reason != self._last_reason or new_chunk:
+            self._chunks_seen = self.loop.status.chunks_accepted
+            self._report(command, time.monotonic() - self._obs_received)
+
+    def _report(self, command: ex.Command, latency_s: float) -> None:
+        self._last_reason = command.reason
+        s = self.loop.status
+        if command.hold and not command.reason.startswith("waiting"):
+            self.get_logger().warning(f"holding: {command.reason}")
+        elif not command.hold and command.reason != self._logged_reason:
+            self.get_logger().info("executing policy actions")
+        self._logged_reason = command.reason
+        self.status_pub.publish(String(data=json.dumps({
+            "holding": command.hold, "reason": command.reason, "faults": s.faults,
+            "actions_sent": s.actions_sent, "holds_sent": s.holds_sent,
+            "obs_to_command_ms": round(latency_s * 1e3, 3)})))
+
+
+def main(args=None) -> int:
+    return run_node(PolicyClientNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""Execute action chunks step by step; hold the robot still on any fault, resume when it clears.
+
+:class:`ControlLoop` is the policy client node's tick, without ROS::
+
+    loop = ControlLoop(policy, action_dim=7, request_timeout_s=0.5, wait_s=0.04)
+    command = loop.tick(now, observation)      # or loop.tick(now, StaleObservation("..."))
+    if command is not None:
+        publish(command.action)                # a chunk step, or a hold when command.hold
+
+Faults that make it hold (zero end-effector motion, gripper kept where it was last commanded —
+never a repeat of an old action): a stale observation, the server slow (no answer within
+``request_timeout_s``), down or answering with an error, and a malformed or non-finite chunk.
+Each new fault reason is reported once (``ExecutorStatus``); the next good chunk resumes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stare_robot.deploy.pairing import StaleObservation
+from stare_robot.keys import ACTION_DIM, GRIPPER_OPEN
+from stare_robot.policies.base import Observation, Policy
+
+
+@dataclass(frozen=True)
+class Hold:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """One action to publish: a chunk step, or a hold (``hold`` = True, ``reason`` says why)."""
+
+    action: np.ndarray  # (action_dim,) float64
+    hold: bool = False
+    reason: str = ""
+
+
+@dataclass
+class ExecutorStatus:
+    holding: bool = False
+    reason: str = ""
+    actions_sent: int = 0
+    holds_sent: int = 0
+    chunks_accepted: int = 0
+    faults: int = 0  # times a new fault began (a change of hold reason)
+    fault_log: list[str] = field(default_factory=list)  # the last few fault reasons
+
+
+class ChunkExecutor:
+    """A queue of validated chunk steps plus the hold action."""
+
+    def __init__(self, action_dim: int = ACTION_DIM, max_abs_action: float = 1e3):
+        self.action_dim = action_dim
+        self.max_abs_action = max_abs_action
+        self.gripper = GRIPPER_OPEN  # last gripper command actually sent (hold keeps it)
+        self._queue: deque[np.ndarray] = deque()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def validate(self, chunk: Any) -> np.ndarray:
+        """(chunk, action_dim) finite float64, else ValueError saying what is wrong."""
+        try:
+            arr = np.asarray(chunk, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"chunk is not numeric ({err})") from None
+        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] != self.action_dim:
+            raise ValueError(f"chunk has shape {arr.shape}, expected (n >= 1, {self.action_dim})")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("chunk contains NaN or infinite values")
+        if np.any(np.abs(arr) > self.max_abs_action):
+            raise ValueError(f"chunk has values beyond +-{self.max_abs_action:g}")
+        return arr
+
+    def load(self, chunk: Any) -> None:
+        """Replace the queue with a validated chunk (ValueError leaves the queue empty)."""
+        self._queue.clear()
+        self._queue.extend(self.validate(chunk))
+
+    def clear(self) -> None:
+        self._queue.clear()
+
+    def pop(self) -> np.ndarray:
+        action = self._queue.popleft()
+        self.gripper = float(action[-1])
+        return action
+
+    def hold_action(self) -> np.ndarray:
+        """Zero end-effector delta, gripper as last commanded."""
+        action = np.zeros(self.action_dim)
+        action[-1] = self.gripper
+        return action
+
+
+class AsyncPredictor:
+    """Runs ``policy.predict`` on one background thread so a slow server never blocks a tick."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self._done = threading.Event()
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self.started: float | None = None  # monotonic time of the outstanding request
+        self.busy = False
+
+    def submit(self, obs: Observation, now: float) -> None:
+        assert not self.busy, "one request at a time"
+        self.busy, self.started = True, now
+        self._done.clear()
+        threading.Thread(target=self._run, args=(obs,), daemon=True).start()
+
+    def _run(self, obs: Observation) -> None:
+        try:
+            self._result, self._error = self.policy.predict(obs), None
+        except BaseException as err:  # reported to the control loop, never raised in the thread
+            self._result, self._error = None, err
+        self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(max(0.0, timeout))
+
+    def take(self) -> tuple[Any, BaseException | None]:
+        """The finished request's (chunk, error); frees the predictor for the next request."""
+        assert self._done.is_set()
+        self.busy = False
+        return self._result, self._error
+
+
+class ControlLoop:
+    """One tick per control period: next chunk step, a new request, or a hold."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        action_dim: int = ACTION_DIM,
+        request_timeout_s: float = 0.5,
+        wait_s: float = 0.0,
+        retry_period_s: float = 0.2,
+        hold_while_waiting: bool = True,
+        clock=time.monotonic,
+    ):
+        self.executor = ChunkExecutor(action_dim)
+        self.predictor = AsyncPredictor(policy)
+        self.request_timeout_s = request_timeout_s
+        self.wait_s = wait_s
+        self.retry_period_s = retry_period_s
+        self.hold_while_waiting = hold_while_waiting
+        self.clock = clock
+        self.status = ExecutorStatus()
+        self._retry_at = -np.inf
+        self._late = False  # the outstanding request already timed out: discard its answer
+
+    def tick(self, now: float, obs: Observation | StaleObservation) -> Command | None:
+        if isinstance(obs, StaleObservation):
+            self.executor.clear()  # sensors stale: never run the rest of a chunk blind
+            return self._hold(f"stale observation: {obs.reason}")
+        if len(self.executor):
+            return self._act(self.executor.pop())
+        if not self.predictor.busy:
+            if now < self._retry_at:
+                return self._hold(self.status.reason or "waiting to retry the server")
+            self.predictor.submit(obs, self.clock())  # request age is wall time, not `now`
+            self._late = False
+        if not self.predictor.wait(self.wait_s):
+            waited = self.clock() - self.predictor.started
+            if waited > self.request_timeout_s:
+                self._late = True
+                return self._hold(f"server slow: no answer for {waited:.2f} s "
+                                  f"(request_timeout_s = {self.request_timeout_s:g})")
+            return self._hold("waiting for the server") if self.hold_while_waiting else None
+        chunk, error = self.predictor.take()
+        if error is not None:
+            self._retry_at = now + self.retry_period_s
+            return self._hold(f"server error: {type(error).__name__}: {error}")
+        if self._late:  # answered after the timeout: its observation is too old to act on
+            return self.tick(now, obs)
+        try:
+            self.executor.load(chunk)
+        except ValueError as err:
+            self._retry_at = now + self.retry_period_s
+            return self._hold(f"bad chunk from the server: {err}")
+        self.status.chunks_accepted += 1
+        return self._act(self.executor.pop())
+
+    def _act(self, action: np.ndarray) -> Command:
+        self.status.holding, self.status.reason = False, ""
+        self.status.actions_sent += 1
+        return Command(action)
+
+    def _hold(self, reason: str) -> Command:
+        if reason != self.status.reason and not reason.startswith("waiting"):
+            self.status.faults += 1
+            self.status.fault_log = (self.status.fault_log + [reason])[-10:]
+        self.status.holding, self.status.reason = True, reason
+        self.status.holds_sent += 1
+        return Command(self.executor.hold_action(), hold=True, reason=reason)

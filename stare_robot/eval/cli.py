@@ -1,0 +1,62 @@
+"""``stare-robot report``: put evaluations side by side.
+
+    stare-robot report sim2real --sim reports/sim/results.json --recorded data/robot.zarr \\
+        --out reports/sim2real
+
+``--sim`` is the ``results.json`` that ``stare-robot eval`` writes (one or more named runs);
+``--recorded`` is an episode store (robot recordings or sim rollouts recorded through ROS),
+evaluated with :func:`stare_robot.eval.recorded.evaluate_store`. The report has the same JSON,
+markdown table and plot as a simulation evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+from stare_robot.data.errors import StoreError
+from stare_robot.eval.recorded import RecordedEvalError, evaluate_store
+from stare_robot.eval.report import write_report
+
+REPORTS = ("sim2real",)
+
+
+@dataclass
+class Sim2RealArgs:
+    sim: Path  # results.json of `stare-robot eval` (simulation)
+    recorded: Path  # episode store of recorded episodes
+    out: Path = Path("reports/sim2real")
+    recorded_name: str = "recorded"
+
+
+def sim2real(args: Sim2RealArgs) -> dict:
+    if not args.sim.is_file():
+        raise FileNotFoundError(f"--sim {args.sim}: no such results.json (run `stare-robot eval` first)")
+    sim = json.loads(args.sim.read_text())
+    if not isinstance(sim, dict) or not all(isinstance(v, dict) and "success_rate" in v for v in sim.values()):
+        raise ValueError(f"--sim {args.sim} is not an evaluation results.json (name -> summary)")
+    results = {f"sim: {name}": summary for name, summary in sim.items()}
+    results[args.recorded_name] = evaluate_store(args.recorded)
+    write_report(results, args.out, title="simulation vs recorded episodes")
+    return results
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in REPORTS:
+        print(f"usage: stare-robot report {{{','.join(REPORTS)}}} [ARGS...]  (got {argv[:1] or 'nothing'})",
+              file=sys.stderr)
+        return 2
+    args = tyro.cli(Sim2RealArgs, args=argv[1:], prog="stare-robot report sim2real")
+    try:
+        results = sim2real(args)
+    except (FileNotFoundError, ValueError, RecordedEvalError, StoreError) as err:
+        print(f"stare-robot report: {err}", file=sys.stderr)
+        return 2
+    for name, r in results.items():
+        print(f"{name}: success {100 * r['success_rate']:.1f} % over {r['episodes']} episodes")
+    print(f"report written to {args.out}")
+    return 0

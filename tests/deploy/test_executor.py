@@ -1,0 +1,107 @@
+"""Hold-on-fault chunk execution (no ROS): chunks run step by step; any fault holds, never
+repeats an old action; the next good answer resumes."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from stare_robot.deploy.executor import ChunkExecutor, ControlLoop
+from stare_robot.deploy.pairing import StaleObservation
+
+
+class ScriptedPolicy:
+    """Answers from a script: an array (the chunk), an exception (raised), or an Event (blocks
+    until set, then answers the next item)."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.calls = 0
+
+    def predict(self, obs):
+        self.calls += 1
+        item = self.script.pop(0)
+        if isinstance(item, threading.Event):
+            item.wait(5)
+            item = self.script.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+def chunk(start: float, n: int = 3, gripper: float = -1.0) -> np.ndarray:
+    c = np.zeros((n, 7), np.float32)
+    c[:, 0] = start + np.arange(n)
+    c[:, 6] = gripper
+    return c
+
+
+OBS = {"obs/state": np.zeros(18)}
+
+
+def test_chunk_runs_step_by_step_then_asks_again():
+    policy = ScriptedPolicy([chunk(1), chunk(10)])
+    loop = ControlLoop(policy, wait_s=2.0)
+    xs = [loop.tick(t, OBS).action[0] for t in range(5)]
+    assert xs == [1, 2, 3, 10, 11] and policy.calls == 2
+    assert loop.status.actions_sent == 5 and loop.status.holds_sent == 0
+
+
+@pytest.mark.parametrize("bad", [np.full((3, 7), np.nan), np.zeros((3, 6)), "garbage",
+                                 ConnectionError("server down")])
+def test_fault_holds_with_last_gripper_then_resumes(bad):
+    policy = ScriptedPolicy([chunk(1, n=1, gripper=-1.0), bad, chunk(5, n=2, gripper=1.0)])
+    loop = ControlLoop(policy, wait_s=2.0, retry_period_s=1.0)
+    assert loop.tick(0.0, OBS).action[0] == 1
+    held = loop.tick(1.0, OBS)
+    assert held.hold and np.array_equal(held.action, [0, 0, 0, 0, 0, 0, -1.0])
+    assert loop.status.faults == 1 and loop.status.holding
+    again = loop.tick(1.5, OBS)  # within the retry period: still holding, no new request
+    assert again.hold and policy.calls == 2
+    resumed = loop.tick(2.5, OBS)
+    assert not resumed.hold and resumed.action[0] == 5 and not loop.status.holding
+
+
+def test_slow_server_holds_every_tick_and_late_answer_is_discarded():
+    gate = threading.Event()
+    policy = ScriptedPolicy([gate, chunk(100), chunk(7)])
+    loop = ControlLoop(policy, wait_s=0.01, request_timeout_s=0.05)
+    first = loop.tick(0.0, OBS)
+    assert first.hold and first.reason == "waiting for the server"
+    import time
+    time.sleep(0.08)
+    slow = loop.tick(0.1, OBS)
+    assert slow.hold and "server slow" in slow.reason
+    gate.set()
+    loop.predictor.wait(2)
+    fresh = loop.tick(0.2, OBS)  # the late chunk(100) is thrown away; a new request answers
+    assert not fresh.hold and fresh.action[0] == 7 and policy.calls == 2
+
+
+def test_stale_observation_drops_rest_of_chunk():
+    policy = ScriptedPolicy([chunk(1), chunk(20)])
+    loop = ControlLoop(policy, wait_s=2.0)
+    assert loop.tick(0, OBS).action[0] == 1
+    stale = loop.tick(1, StaleObservation("joint_states is 300 ms old"))
+    assert stale.hold and "300 ms" in stale.reason
+    assert loop.tick(2, OBS).action[0] == 20  # not 2: the old chunk was never finished blind
+
+
+def test_lockstep_sends_nothing_while_waiting():
+    gate = threading.Event()
+    loop = ControlLoop(ScriptedPolicy([gate, chunk(3)]), wait_s=0.01, request_timeout_s=10,
+                       hold_while_waiting=False)
+    assert loop.tick(0, OBS) is None
+    gate.set()
+    loop.predictor.wait(2)
+    assert loop.tick(0.1, OBS).action[0] == 3
+
+
+def test_validate_rejects_inf_and_huge():
+    ex = ChunkExecutor()
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        ex.validate(np.full((1, 7), np.inf))
+    with pytest.raises(ValueError, match="beyond"):
+        ex.validate(np.full((1, 7), 1e9))
