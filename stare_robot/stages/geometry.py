@@ -26,10 +26,19 @@ def norm(v: np.ndarray) -> np.ndarray:
 
 
 def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate vector(s) ``v`` (3,) or (T, 3) by unit quaternions ``q`` (T, 4) wxyz -> (T, 3)."""
-    w, u = q[..., :1], q[..., 1:]
-    t = 2.0 * np.cross(u, np.broadcast_to(v, u.shape))
-    return v + w * t + np.cross(u, t)
+    """Rotate vector(s) ``v`` (3,) or (T, 3) by unit quaternions ``q`` (T, 4) wxyz -> (T, 3).
+
+    Written out component by component (v + 2w(u x v) + 2u x (u x v)): np.cross is slow."""
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    v = np.asarray(v)
+    vx, vy, vz = v[..., 0], v[..., 1], v[..., 2]
+    tx = 2.0 * (y * vz - z * vy)  # t = 2 u x v
+    ty = 2.0 * (z * vx - x * vz)
+    tz = 2.0 * (x * vy - y * vx)
+    return np.stack(
+        [vx + w * tx + (y * tz - z * ty), vy + w * ty + (z * tx - x * tz), vz + w * tz + (x * ty - y * tx)],
+        axis=-1,
+    )
 
 
 def axis_angle_to_vertical(axis: np.ndarray) -> np.ndarray:
@@ -40,8 +49,10 @@ def axis_angle_to_vertical(axis: np.ndarray) -> np.ndarray:
 def flatness(q: np.ndarray) -> np.ndarray:
     """(T, 4) cube orientations -> (T,) in [0, 1]: |cos| between vertical and the cube's closest
     face normal (1 = resting on a face; a cube is symmetric, so any face counts)."""
-    axes = np.stack([quat_rotate(q, e) for e in np.eye(3)], axis=-1)  # (T, 3, 3) columns = axes
-    return np.abs(axes[..., 2, :]).max(axis=-1)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    # the bottom row of the rotation matrix: the z components of the cube's three axes
+    zx, zy, zz = 2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)
+    return np.minimum(np.maximum(np.maximum(np.abs(zx), np.abs(zy)), np.abs(zz)), 1.0)
 
 
 def point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -62,3 +73,10 @@ def unit_xy(v: np.ndarray) -> np.ndarray:
 def cross_2d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(T, 2) x (T, 2) -> (T,) z component of the 2-D cross product (signed perpendicular)."""
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def as_float(x) -> np.ndarray:
+    """The array as stored if it is already floating point (float32 stays float32: no copy),
+    else as float64."""
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(np.float64)

@@ -41,11 +41,14 @@ class EpisodeBatch:
 
     def first(self, name: str, x: np.ndarray) -> np.ndarray:
         """Value of ``x`` at each step's episode start."""
-        return x[self.start_of_step]
+        return np.repeat(x[self.starts], self.lengths, axis=0)
 
     def previous(self, name: str, x: np.ndarray) -> np.ndarray:
         """Value of ``x`` one step earlier; an episode's first step gets its own value."""
-        return x[np.maximum(self.index - 1, self.start_of_step)]
+        out = np.empty_like(x)
+        out[1:] = x[:-1]
+        out[self.starts] = x[self.starts]
+        return out
 
     def run_length(self, name: str, x: np.ndarray) -> np.ndarray:
         """(T,) length of the run of equal values of ``x`` (T,) ending at each step (>= 1)."""
