@@ -4,13 +4,19 @@
 
     loop = ControlLoop(policy, action_dim=7, request_timeout_s=0.5, wait_s=0.04)
     command = loop.tick(now, observation)      # or loop.tick(now, StaleObservation("..."))
-    if command is not None:
+    if command.action is not None:             # None: a lock-step hold, send nothing
         publish(command.action)                # a chunk step, or a hold when command.hold
 
 Faults that make it hold (zero end-effector motion, gripper kept where it was last commanded —
 never a repeat of an old action): a stale observation, the server slow (no answer within
 ``request_timeout_s``), down or answering with an error, and a malformed or non-finite chunk.
-Each new fault reason is reported once (``ExecutorStatus``); the next good chunk resumes.
+Each new kind of fault is counted once (``ExecutorStatus``); the next good chunk resumes.
+
+What "hold" means depends on the clock. In real time the world keeps moving, so a hold is a
+zero-motion command sent every tick. In lock-step (``lockstep=True``: the simulator advances one
+step per command) any command, a hold included, is a real physics step, so holding means sending
+nothing: the tick returns a ``Command`` with ``action=None``. The world waits with the robot, so a
+stale observation there does not void the rest of a chunk, and a late answer is still valid.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ class Hold:
 class Command:
     """One action to publish: a chunk step, or a hold (``hold`` = True, ``reason`` says why)."""
 
-    action: np.ndarray  # (action_dim,) float64
+    action: np.ndarray | None  # (action_dim,) float64; None = send nothing (a lock-step hold)
     hold: bool = False
     reason: str = ""
 
@@ -47,9 +53,9 @@ class ExecutorStatus:
     holding: bool = False
     reason: str = ""
     actions_sent: int = 0
-    holds_sent: int = 0
+    holds_sent: int = 0  # hold commands published (never in lock-step)
     chunks_accepted: int = 0
-    faults: int = 0  # times a new fault began (a change of hold reason)
+    faults: int = 0  # times a new fault began (a change of the hold reason's kind)
     fault_log: list[str] = field(default_factory=list)  # the last few fault reasons
 
 
@@ -143,7 +149,8 @@ class ControlLoop:
         request_timeout_s: float = 0.5,
         wait_s: float = 0.0,
         retry_period_s: float = 0.2,
-        hold_while_waiting: bool = True,
+        lockstep: bool = False,
+        sensor_grace_s: float = 1.0,
         clock=time.monotonic,
     ):
         self.executor = ChunkExecutor(action_dim)
@@ -151,16 +158,20 @@ class ControlLoop:
         self.request_timeout_s = request_timeout_s
         self.wait_s = wait_s
         self.retry_period_s = retry_period_s
-        self.hold_while_waiting = hold_while_waiting
+        self.lockstep = lockstep
+        # lock-step: a step's messages arrive one by one, so a brief mismatch is normal waiting;
+        # only a stale observation lasting longer than this is reported as a fault
+        self.sensor_grace_s = sensor_grace_s
+        self._stale_since: float | None = None
         self.clock = clock
         self.status = ExecutorStatus()
         self._retry_at = -np.inf
-        self._late = False  # the outstanding request already timed out: discard its answer
+        self._late = False  # the outstanding request already timed out (real time: discard its answer)
 
-    def tick(self, now: float, obs: Observation | StaleObservation) -> Command | None:
+    def tick(self, now: float, obs: Observation | StaleObservation) -> Command:
         if isinstance(obs, StaleObservation):
-            self.executor.clear()  # sensors stale: never run the rest of a chunk blind
-            return self._hold(f"stale observation: {obs.reason}")
+            return self._stale(now, obs)
+        self._stale_since = None
         if len(self.executor):
             return self._act(self.executor.pop())
         if not self.predictor.busy:
@@ -174,12 +185,12 @@ class ControlLoop:
                 self._late = True
                 return self._hold(f"server slow: no answer for {waited:.2f} s "
                                   f"(request_timeout_s = {self.request_timeout_s:g})")
-            return self._hold("waiting for the server") if self.hold_while_waiting else None
+            return self._hold("waiting for the server")
         chunk, error = self.predictor.take()
         if error is not None:
             self._retry_at = now + self.retry_period_s
             return self._hold(f"server error: {type(error).__name__}: {error}")
-        if self._late:  # answered after the timeout: its observation is too old to act on
+        if self._late and not self.lockstep:  # answered after the timeout: its observation is too old
             return self.tick(now, obs)
         try:
             self.executor.load(chunk)
@@ -189,15 +200,29 @@ class ControlLoop:
         self.status.chunks_accepted += 1
         return self._act(self.executor.pop())
 
+    def _stale(self, now: float, obs: StaleObservation) -> Command:
+        if not self.lockstep:
+            self.executor.clear()  # sensors stale: never run the rest of a chunk blind
+            return self._hold(f"stale observation: {obs.reason}")
+        if self._stale_since is None:
+            self._stale_since = now
+        if now - self._stale_since <= self.sensor_grace_s:
+            return self._hold(f"waiting for the graph: {obs.reason}")
+        return self._hold(f"stale observation: {obs.reason}")
+
     def _act(self, action: np.ndarray) -> Command:
         self.status.holding, self.status.reason = False, ""
         self.status.actions_sent += 1
         return Command(action)
 
     def _hold(self, reason: str) -> Command:
-        if reason != self.status.reason and not reason.startswith("waiting"):
+        # a fault begins when its kind (the text before the first colon) changes: the details
+        # (ages in ms, request ids) differ from tick to tick within one fault
+        kind = reason.split(":", 1)[0]
+        if kind != self.status.reason.split(":", 1)[0] and not reason.startswith("waiting"):
             self.status.faults += 1
             self.status.fault_log = (self.status.fault_log + [reason])[-10:]
         self.status.holding, self.status.reason = True, reason
-        self.status.holds_sent += 1
-        return Command(self.executor.hold_action(), hold=True, reason=reason)
+        action = None if self.lockstep else self.executor.hold_action()
+        self.status.holds_sent += action is not None
+        return Command(action, hold=True, reason=reason)

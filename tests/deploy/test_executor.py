@@ -92,11 +92,51 @@ def test_stale_observation_drops_rest_of_chunk():
 def test_lockstep_sends_nothing_while_waiting():
     gate = threading.Event()
     loop = ControlLoop(ScriptedPolicy([gate, chunk(3)]), wait_s=0.01, request_timeout_s=10,
-                       hold_while_waiting=False)
-    assert loop.tick(0, OBS) is None
+                       lockstep=True)
+    waiting = loop.tick(0, OBS)
+    assert waiting.hold and waiting.action is None  # in lock-step any command is a physics step
     gate.set()
     loop.predictor.wait(2)
     assert loop.tick(0.1, OBS).action[0] == 3
+
+
+@pytest.mark.parametrize("bad", [np.full((3, 7), np.nan), ConnectionError("server down")])
+def test_lockstep_fault_holds_by_sending_nothing(bad):
+    policy = ScriptedPolicy([chunk(1, n=1), bad, chunk(5)])
+    loop = ControlLoop(policy, wait_s=2.0, retry_period_s=1.0, lockstep=True)
+    assert loop.tick(0.0, OBS).action[0] == 1
+    held = loop.tick(1.0, OBS)
+    assert held.hold and held.action is None and loop.status.faults == 1
+    assert loop.status.holds_sent == 0
+    assert loop.tick(2.5, OBS).action[0] == 5
+
+
+def test_lockstep_stale_observation_waits_then_resumes_the_same_chunk():
+    policy = ScriptedPolicy([chunk(1), chunk(20)])
+    loop = ControlLoop(policy, wait_s=2.0, lockstep=True, sensor_grace_s=1.0)
+    assert loop.tick(0, OBS).action[0] == 1
+    brief = loop.tick(0.1, StaleObservation("image stamp is 50 ms from the joint state's"))
+    assert brief.action is None and brief.reason.startswith("waiting") and loop.status.faults == 0
+    # the physics waited with the robot: the chunk goes on where it stopped, no new request
+    assert loop.tick(0.2, OBS).action[0] == 2 and policy.calls == 1
+    loop.tick(1.0, StaleObservation("no image message received yet"))
+    lasting = loop.tick(2.5, StaleObservation("no image message received yet"))
+    assert lasting.action is None and "stale observation" in lasting.reason  # now a reported fault
+    assert loop.status.faults == 1
+
+
+def test_lockstep_keeps_an_answer_that_came_after_the_timeout():
+    gate = threading.Event()
+    policy = ScriptedPolicy([gate, chunk(100)])
+    loop = ControlLoop(policy, wait_s=0.01, request_timeout_s=0.05, lockstep=True)
+    assert loop.tick(0.0, OBS).action is None
+    import time
+    time.sleep(0.08)
+    slow = loop.tick(0.1, OBS)
+    assert slow.action is None and "server slow" in slow.reason
+    gate.set()
+    loop.predictor.wait(2)
+    assert loop.tick(0.2, OBS).action[0] == 100 and policy.calls == 1  # the world waited too
 
 
 def test_validate_rejects_inf_and_huge():
@@ -105,3 +145,12 @@ def test_validate_rejects_inf_and_huge():
         ex.validate(np.full((1, 7), np.inf))
     with pytest.raises(ValueError, match="beyond"):
         ex.validate(np.full((1, 7), 1e9))
+
+
+def test_one_fault_counts_once_though_its_details_change_every_tick():
+    loop = ControlLoop(ScriptedPolicy([]), wait_s=0.0)
+    for age in (300, 350, 400):
+        loop.tick(age / 1000, StaleObservation(f"image is {age} ms old"))
+    assert loop.status.faults == 1 and "400 ms" in loop.status.reason
+    loop.tick(1.0, StaleObservation("no joint_states message received yet"))
+    assert loop.status.faults == 1  # still the same kind: a stale observation

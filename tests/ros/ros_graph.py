@@ -70,14 +70,21 @@ class NodeProcess:
         exe = BIN_DIR / executable
         assert exe.exists(), f"{exe} missing: pip install -e ros2_ws/src/stare_robot_ros"
         args = [str(exe), "--ros-args", "--params-file", str(CONFIG_DIR / params_file)]
-        for key, value in overrides.items():
-            args += ["-p", f"{key}:={value}"]
+        if overrides:
+            # a `-p` override loses to the params file's node section, so overrides go in a second
+            # params file under the node's own name (= the executable's); values parse as YAML,
+            # exactly as `-p key:=value` would
+            extra = log_dir / f"{executable}.overrides.yaml"
+            extra.write_text(f"{executable}:\n  ros__parameters:\n"
+                             + "".join(f"    {k}: {v}\n" for k, v in overrides.items()))
+            args += ["--params-file", str(extra)]
         self.log_path = log_dir / f"{executable}.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=ros_env())
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def stop(self, timeout: float = 15.0) -> int:

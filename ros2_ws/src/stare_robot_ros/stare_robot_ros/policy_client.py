@@ -12,8 +12,10 @@ JSON) and the log, and resumes with the next good answer. The policy's metadata 
 start: an input the graph cannot provide is refused by name (exit status 2).
 
 ``lockstep: true`` (sim_robot in lock-step): each action waits for a joint state newer than the
-one the previous action followed, and nothing is published while the server thinks (the sim
-clock stands still), so the graph steps exactly like an in-process rollout.
+one the previous action followed, and a hold publishes nothing (every command is a physics step;
+the sim clock stands still while the server thinks or a step's sensor messages are still
+arriving), so the graph steps exactly like an in-process rollout. The first action waits for a
+subscriber on ``action_topic``: a lock-step action nobody hears would stall the graph.
 
     policy_client --ros-args --params-file launch/config/franka_sim.yaml -p server_url:=http://127.0.0.1:8000
 """
@@ -74,12 +76,13 @@ class PolicyClientNode(Node):
         self.loop = ex.ControlLoop(
             self.client, self.metadata.action_dim, request_timeout_s=p["request_timeout_s"],
             wait_s=p["wait_fraction"] * period, retry_period_s=p["retry_period_s"],
-            hold_while_waiting=not p["lockstep"],
+            lockstep=p["lockstep"], sensor_grace_s=p["max_observation_age_s"],
         )
         self._last_stamp = -np.inf  # joint-state stamp the previous action followed (lock-step)
         self._last_reason = ""
         self._chunks_seen = 0
         self._logged_reason = "-"
+        self._faults_logged = 0
         self._obs_received = 0.0
         self.action_pub = self.create_publisher(Float64MultiArray, p["action_topic"], 10)
         self.status_pub = self.create_publisher(String, "~/status", 10)
@@ -173,12 +176,13 @@ class PolicyClientNode(Node):
                                             self.p["camera_name"], self.profile.finger_open_width)
         except pairing.StaleObservation as stale:
             obs, stamp = stale, None
+        if self.p["lockstep"] and self.action_pub.get_subscription_count() == 0:
+            obs = pairing.StaleObservation(f"no subscriber on {self.action_pub.topic_name} yet")
         command = self.loop.tick(now, obs)
-        if command is None:
-            return
-        if stamp is not None:
-            self._last_stamp = stamp
-        self.action_pub.publish(Float64MultiArray(data=[float(a) for a in command.action]))
+        if command.action is not None:
+            if not command.hold and stamp is not None:
+                self._last_stamp = stamp
+            self.action_pub.publish(Float64MultiArray(data=[float(a) for a in command.action]))
         new_chunk = self.loop.status.chunks_accepted != self._chunks_seen
         if command.reason != self._last_reason or new_chunk:
             self._chunks_seen = self.loop.status.chunks_accepted
@@ -187,7 +191,8 @@ class PolicyClientNode(Node):
     def _report(self, command: ex.Command, latency_s: float) -> None:
         self._last_reason = command.reason
         s = self.loop.status
-        if command.hold and not command.reason.startswith("waiting"):
+        if command.hold and s.faults != self._faults_logged:  # once per fault, not per tick
+            self._faults_logged = s.faults
             self.get_logger().warning(f"holding: {command.reason}")
         elif not command.hold and command.reason != self._logged_reason:
             self.get_logger().info("executing policy actions")
