@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("stare_robot.server.cli", "serve a policy checkpoint over HTTP + websocket"),
     "train": ("stare_robot.train.cli", "train a policy: sft (more methods to come)"),
     "eval": ("stare_robot.sim.evaluate", "evaluate a policy checkpoint by rollouts in simulation"),
-    "rollouts": ("stare_robot.sim.collect", "collect sampled policy rollouts (stages, likelihood records)"),
+    "rollouts": ("stare_robot.sim.collect", "collect sampled policy rollouts for TPO / PPO"),
     "pairs": ("stare_robot.train.preferences", "build preference pairs (TPO) from episode stores"),
     "report": ("stare_robot.eval.cli", "side-by-side reports: sim2real (sim eval vs recorded episodes)"),
 }

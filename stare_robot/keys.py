@@ -60,6 +60,17 @@ SIM_CONTACT = "sim/contact"  # (T,) bool the robot (hand or fingers) touches the
 SIM_SUCCESS = "sim/success"  # (T,) bool the task's success predicate after the step
 SIM_OBJ_HALF_SIZE = "obj_half_size"  # attr: float, object half extent along z (metres)
 
+# --- sampling policy records (rollouts collected for TPO / PPO; sim/collect.py) ---
+POLICY = "policy"
+POLICY_QUERY_STEP = "policy/query_step"  # (T,) int32 step whose observation produced this action
+POLICY_SAMPLE = "policy/sample"  # (T, ...) float32 what the action's log-likelihood needs, from
+# the query that produced it: the normalised chunk (chunk, A) for the token head, the denoising
+# chain (N+1, chunk, max_A) for the flow head (stare_robot.policies.pi0.likelihood_pi0)
+ATTR_POLICY_CKPT = "policy_checkpoint"  # str, checkpoint that collected a rollout
+ATTR_POLICY_TYPE = "policy_type"  # str, "pi0" | "pi0_tokens"
+ATTR_CHAIN_NOISE_STD = "chain_noise_std"  # float, sigma of the flow head's noisy sampler
+ATTR_EXECUTE_STEPS = "execute_steps"  # int, actions executed per predicted chunk
+
 # --- episode attributes ---
 ATTR_TASK = "task"  # friendly task name, e.g. "PushCube-v1"
 ATTR_ENV_ID = "env_id"  # simulator env id (sim only)

@@ -55,7 +55,9 @@ def bar_plot(results: Mapping[str, dict], path: Path, title: str = "") -> Path:
         ax.bar(xs, [100 * v for v in vals], width, label=run)
         # the 95 % interval only on the success bar (stage rates are conditional counts)
         ax.errorbar(xs[0], 100 * r["success_rate"], fmt="none", ecolor="black", capsize=3,
-                    yerr=[[100 * (r["success_rate"] - lo)], [100 * (hi - r["success_rate"])]])
+                    # max(0, .): at 0 % / 100 % the Wilson bound can miss the rate by a rounding error
+                    yerr=[[max(0.0, 100 * (r["success_rate"] - lo))],
+                          [max(0.0, 100 * (hi - r["success_rate"]))]])
     ax.set_xticks(x, groups, rotation=20)
     ax.set_ylabel("%")
     ax.set_ylim(0, 105)

@@ -390,26 +390,36 @@ class PI0Policy(nn.Module, Policy):
         else:
             x = torch.randn(shape, generator=generator, device=self.device)
         state = self._padded_state(inputs)
-        prefix_length = prefix.cache.get_seq_length()
         steps = self.config.num_inference_steps
         for step in range(steps):
-            time = torch.full((batch_size,), 1.0 - step / steps, device=self.device)
-            velocity = self.backbone(
-                state=state,
-                noise=x,
-                timestep=time,
-                attention_mask=prefix.mask,
-                past_key_values=prefix.cache,
-            ).logits
-            # drop this step's action tokens: the next step attends to the prefix only
-            prefix.cache.crop(prefix_length - prefix.cache.get_seq_length())
-            x = x - velocity / steps
+            x = x - self.denoise_velocity(prefix, state, x, 1.0 - step / steps) / steps
         return x[..., : self.config.action_dim]
+
+    def denoise_velocity(
+        self, prefix: Prefix, state: torch.Tensor, x: torch.Tensor, time: float
+    ) -> torch.Tensor:
+        """pi0's velocity field v(x, t | prefix): (B, chunk, max_action_dim) at flow time ``time``.
+
+        ``state`` is ``_padded_state(inputs)``. The prefix cache is left as it was, so the same
+        prefix serves every denoising step (and :mod:`.likelihood_pi0`'s chain log-prob)."""
+        prefix_length = prefix.cache.get_seq_length()
+        timestep = torch.full((x.shape[0],), float(time), device=x.device)
+        velocity = self.backbone(
+            state=state,
+            noise=x,
+            timestep=timestep,
+            attention_mask=prefix.mask,
+            past_key_values=prefix.cache,
+        ).logits
+        # drop this step's action tokens: the next step attends to the prefix only
+        prefix.cache.crop(prefix_length - prefix.cache.get_seq_length())
+        return velocity
 
     def log_prob(self, obs: Mapping[str, Any], actions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(
-            "the flow-matching head has no exact log-probability; use type='pi0_tokens' "
-            "for preference (TPO) and PPO fine-tuning"
+            "the flow-matching head has no exact log-probability of an action chunk; use the "
+            "stochastic denoising chain's log-prob (stare_robot.policies.pi0.likelihood_pi0."
+            "chain_log_prob, what TPO uses for type='pi0') or type='pi0_tokens' (exact)"
         )
 
     # --- checkpoints ---
