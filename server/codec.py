@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from stare_robot import wire
 from stare_robot.server.errors import ApiError
 from stare_robot.server.validation import check_keys, describe, field, validate_observation
 
-from stare_robot import keys
+from stare_robot import keys, wire
 from stare_robot.policies.base import ArraySpec, PolicyMetadata
 
 JSON_CONTENT_TYPE = "application/json"

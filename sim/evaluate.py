@@ -143,6 +143,25 @@ def evaluate(
     return summary, videos
 
 
+def _evaluate_recorded(args: EvalArgs) -> int:
+    """``--episodes STORE``: the same report from recorded episodes (no simulator, no policy)."""
+    from stare_robot.data.store import StoreError
+    from stare_robot.eval.recorded import RecordedEvalError, evaluate_store
+    from stare_robot.eval.report import write_report
+
+    store = Path(args.episodes)
+    try:
+        summary = evaluate_store(store)
+    except (StoreError, RecordedEvalError) as err:
+        print(f"stare-robot eval: --episodes {store}: {err}", file=sys.stderr)
+        return 2
+    out = args.out or store.with_name(f"{store.stem}_eval")
+    paths = write_report({args.name: summary}, out, title=f"recorded episodes: {store}")
+    print(f"{store}: success {100 * summary['success_rate']:.1f}% over {summary['episodes']} "
+          f"recorded episodes -> {paths['md']}")
+    return 0
+
+
 def write_videos(videos: dict[int, list[np.ndarray]], out_dir: Path, fps: float) -> list[Path]:
     import imageio.v2 as imageio
 
@@ -159,11 +178,18 @@ def write_videos(videos: dict[int, list[np.ndarray]], out_dir: Path, fps: float)
 class EvalArgs:
     """Evaluate a policy checkpoint by rollouts in ManiSkill3 (held-out seeds)."""
 
-    ckpt: Path
-    """Policy checkpoint folder (e.g. runs/sft/final)."""
-    task: str
-    """Task name, e.g. PushCube-v1."""
-    episodes: int = 100
+    ckpt: Path | None = None
+    """Policy checkpoint folder (e.g. runs/sft/final), evaluated in-process."""
+    task: str | None = None
+    """Task name, e.g. PushCube-v1 (needed for simulation rollouts)."""
+    server: str | None = None
+    """Evaluate through a running `stare-robot serve` instead of --ckpt (e.g. http://127.0.0.1:8000);
+    the rollout loop is the same, only predict() crosses the network."""
+    token: str | None = None
+    """Bearer token for --server, if the server requires one."""
+    episodes: str = "100"
+    """How many simulation episodes, or the path of an episode store whose recorded episodes (sim
+    rollouts or robot recordings) are scored with the same metrics, no simulation."""
     seed: int = EVAL_SEED_START
     """First evaluation seed (demos use 0 upward; keep this far above them)."""
     max_steps: int | None = None
@@ -186,24 +212,37 @@ def main(argv: list[str] | None = None) -> int:
     import tyro
 
     args = tyro.cli(EvalArgs, args=argv, prog="stare-robot eval")
+    from stare_robot.eval.report import write_report
+
+    if not args.episodes.isdigit():
+        return _evaluate_recorded(args)
     try:
         import torch
 
-        from stare_robot.eval.report import write_report
+        from stare_robot.client import PolicyClient, PolicyServerError
         from stare_robot.policies import load_policy
 
+        if (args.ckpt is None) == (args.server is None):
+            raise EvalInputError("give exactly one of --ckpt (in-process) or --server (served)")
+        if args.task is None:
+            raise EvalInputError("--task is required for simulation rollouts")
         torch.set_num_threads(args.threads)
         get_task(args.task)  # a bad name fails before the checkpoint is loaded
-        policy = load_policy(args.ckpt)
+        if args.server:
+            policy = PolicyClient(args.server, token=args.token)
+        else:
+            policy = load_policy(args.ckpt)
         video_seeds = range(args.seed, args.seed + args.video_episodes)
-        summary, videos = evaluate(policy, args.task, args.episodes, args.seed, args.max_steps,
-                                   args.execute_steps, video_seeds, not args.quiet,
-                                   args.sim_backend)
-    except (UnknownTaskError, EvalInputError, FileNotFoundError, ValueError) as err:
+        summary, videos = evaluate(policy, args.task, int(args.episodes), args.seed,
+                                   args.max_steps, args.execute_steps, video_seeds,
+                                   not args.quiet, args.sim_backend)
+    except (UnknownTaskError, EvalInputError, FileNotFoundError, ValueError,
+            PolicyServerError) as err:
         print(f"stare-robot eval: {err}", file=sys.stderr)
         return 2
-    out = args.out or Path(args.ckpt) / f"eval_{summary['task']}"
-    paths = write_report({args.name: summary}, out, title=f"{summary['task']}: {args.ckpt}")
+    source = args.ckpt or args.server
+    out = args.out or (Path(args.ckpt) if args.ckpt else Path("runs")) / f"eval_{summary['task']}"
+    paths = write_report({args.name: summary}, out, title=f"{summary['task']}: {source}")
     if videos:
         write_videos(videos, out, policy.metadata.control_rate_hz)
     lo, hi = summary["success_ci95"]

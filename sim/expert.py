@@ -20,10 +20,10 @@ from dataclasses import dataclass, field, replace
 
 import gymnasium as gym
 import numpy as np
-from stare_robot.robots.ee_action import POS_BOUND, ROT_BOUND, pose_delta_to_action, pose_distance
 from stare_robot.sim.env import SimEnv, Step, build_maniskill_env
 
 from stare_robot import keys
+from stare_robot.robots.ee_action import POS_BOUND, ROT_BOUND, pose_delta_to_action, pose_distance
 
 PLANNER_CONTROL_MODE = "pd_joint_pos"
 PLANNER_MAX_STEPS = 2000  # the joint-space plans run longer than the tasks' default time limits

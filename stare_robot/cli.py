@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stages": ("stare_robot.stages.cli", "annotate / inspect STARE stages and keyframes"),
     "store": ("stare_robot.data.cli", "list / inspect an episode store"),
     "serve": ("stare_robot.server.cli", "serve a policy checkpoint over HTTP + websocket"),
-    "train": ("stare_robot.train.cli", "train a policy: sft (more methods to come)"),
+    "train": ("stare_robot.train.cli", "train a policy: sft, tpo (stare-robot train --help)"),
     "eval": ("stare_robot.sim.evaluate", "evaluate a policy checkpoint by rollouts in simulation"),
     "rollouts": ("stare_robot.sim.collect", "collect sampled policy rollouts for TPO / PPO"),
     "pairs": ("stare_robot.train.preferences", "build preference pairs (TPO) from episode stores"),
@@ -28,27 +28,31 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _usage() -> str:
-    width = max(len(n) for n in COMMANDS)
-    lines = ["usage: stare-robot COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "Run `stare-robot COMMAND --help` for a command's options."]
+def usage(prog: str, noun: str, table: dict[str, tuple[str, str]]) -> str:
+    width = max(len(n) for n in table)
+    lines = [f"usage: {prog} {noun.upper()} [ARGS...]", "", f"{noun}s:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in table.items()]
+    lines += ["", f"Run `{prog} {noun.upper()} --help` for its options."]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def dispatch(prog: str, noun: str, table: dict[str, tuple[str, str]], argv: list[str]) -> int:
+    """Run ``table[argv[0]]``'s module ``main(argv[1:])``; unknown names get a did-you-mean."""
     if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
+        print(usage(prog, noun, table))
         return 0
     name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        close = difflib.get_close_matches(name, COMMANDS, n=1)
+    if name not in table:
+        close = difflib.get_close_matches(name, table, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        print(f"stare-robot: unknown command '{name}'.{hint}\n\n{_usage()}", file=sys.stderr)
+        print(f"{prog}: unknown {noun} '{name}'.{hint}\n\n{usage(prog, noun, table)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    module = importlib.import_module(table[name][0])
     return int(module.main(rest) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch("stare-robot", "command", COMMANDS, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

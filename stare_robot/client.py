@@ -25,9 +25,8 @@ from typing import Any, Literal, Self
 import httpx
 import numpy as np
 
-from stare_robot import keys
+from stare_robot import keys, wire
 from stare_robot.policies.base import ArraySpec, Observation, Policy, PolicyMetadata
-from stare_robot import wire
 
 Transport = Literal["http", "websocket"]
 
@@ -137,8 +136,13 @@ class PolicyClient(Policy):
         return self._metadata
 
     def predict(self, obs: Observation) -> np.ndarray:
-        """One observation -> float32 action chunk ``(chunk_size, action_dim)``."""
-        return self.infer(obs)[keys.WIRE_ACTIONS]
+        """One observation -> float32 action chunk ``(chunk_size, action_dim)``.
+
+        Like an in-process policy, it reads only the inputs the metadata declares (and the
+        instruction): other keys of ``obs`` (e.g. a simulator's extra arrays) are not sent, while a
+        missing input still reaches the server and comes back as a 4xx naming it."""
+        wanted = set(self.metadata.inputs) | {keys.INSTRUCTION}
+        return self.infer({k: v for k, v in obs.items() if k in wanted})[keys.WIRE_ACTIONS]
 
     def infer(self, obs: Observation) -> dict[str, Any]:
         """One observation -> the full answer: actions, server_timing, request_id."""

@@ -21,6 +21,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ASSETS = REPO_ROOT.parent / "shared" / "assets"
 
 
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    """One intra-op torch thread per test: on 2 shared cores two threads stall each other (measured
+    7-12x slower under load). Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory):
     """Factory for real motion-planner demo stores, generated once per session and cached.

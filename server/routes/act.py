@@ -15,14 +15,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from stare_robot import wire
 from stare_robot.server import codec
 from stare_robot.server.deps import AuthDep, StateDep
 from stare_robot.server.errors import REQUEST_ID_HEADER, ApiError, check_request_id, new_request_id
 from stare_robot.server.models import ActRequest, ActResponse, error_responses
 from stare_robot.server.worker import InferenceResult, ModelError
 
-from stare_robot import keys
+from stare_robot import keys, wire
 
 logger = logging.getLogger("stare_robot.server")
 router = APIRouter(tags=["policy"])

@@ -16,12 +16,13 @@ import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
-from stare_robot import wire
 from stare_robot.server import codec
 from stare_robot.server.deps import check_token
 from stare_robot.server.errors import REQUEST_ID_HEADER, ApiError, new_request_id
 from stare_robot.server.routes.act import infer, response_payload
 from stare_robot.server.state import ServerState
+
+from stare_robot import wire
 
 router = APIRouter()
 ROUTE = "/v1/stream"

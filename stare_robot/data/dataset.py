@@ -33,7 +33,7 @@ from stare_robot.stages.gripper import keyframe_targets, motion_skill_labels
 
 
 def _is_image(key: str) -> bool:
-    return key.endswith("/rgb") or key.endswith("/depth")
+    return key.endswith(("/rgb", "/depth"))
 
 
 class EpisodeWindowDataset(Dataset):

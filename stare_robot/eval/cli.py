@@ -46,6 +46,10 @@ def sim2real(args: Sim2RealArgs) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print(f"usage: stare-robot report {{{','.join(REPORTS)}}} [ARGS...]\n\n"
+              "  sim2real  a simulation evaluation next to recorded episodes (same metrics)")
+        return 0
     if not argv or argv[0] not in REPORTS:
         print(f"usage: stare-robot report {{{','.join(REPORTS)}}} [ARGS...]  (got {argv[:1] or 'nothing'})",
               file=sys.stderr)

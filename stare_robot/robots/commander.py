@@ -26,9 +26,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from stare_robot.keys import ACTION_DIM
+from stare_robot.robots.ee_action import action_to_pose_delta
 from stare_robot.robots.kinematics import Kinematics
 from stare_robot.robots.profiles import RobotProfile
-from stare_robot.robots.ee_action import action_to_pose_delta
 
 # Names of the safety steps that changed a command (ArmCommand.limited).
 LIMIT_WORKSPACE = "workspace"

@@ -6,8 +6,12 @@ It knows nothing about the method: a trainer hands it a policy (a torch module w
 ``batch_fn(step, rank, world) -> batch`` that is a pure function of the step, so the data order,
 and therefore the result, is the same whether a run is straight or resumed.
 
-Multi-process data parallel goes through HF ``accelerate``: ``accelerate launch --num_processes 2
---cpu -m stare_robot.train.sft ...`` runs the same loop with the global batch split across ranks.
+Multi-process data parallel goes through HF ``accelerate``: ``accelerate launch --multi_gpu
+--num_processes 2 -m stare_robot.train.sft ...`` runs the same loop with the global batch split
+across ranks (on a CPU-only machine ``--multi_gpu`` still gives two gloo processes; ``--cpu`` alone
+needs MPI and silently starts one). Each rank seeds its own random streams (``seed + rank``), so
+ranks draw different noise for their halves of the batch. Resume is exact for one process; with
+several, rank 0 restores its saved random state and the others re-seed from (seed, rank, step).
 
 Checkpoint layout under ``out``::
 
@@ -161,7 +165,8 @@ def train(
     out = Path(out)
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
     main = accelerator.is_main_process
-    seed_everything(cfg.seed)
+    rank = accelerator.process_index
+    seed_everything(cfg.seed + rank)
 
     params = trainable if trainable is not None else [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -176,9 +181,12 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history = state["step"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
+        if main:
+            torch.set_rng_state(state["torch_rng"])
+            np.random.set_state(state["numpy_rng"])
+            random.setstate(state["python_rng"])
+        else:  # only rank 0's streams are saved; the others restart from a known point
+            seed_everything(cfg.seed + rank + 1_000_003 * start)
         if main:
             print(f"[train] resumed from {ckpt} at step {start}")
     elif resume and main:

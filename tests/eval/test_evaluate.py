@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from stare_robot import keys
 from stare_robot.data.store import EpisodeStore
@@ -13,12 +12,6 @@ from stare_robot.policies.base import ArraySpec, Policy, PolicyMetadata
 TASK = "PushCube-v1"
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class DemoReplayPolicy(Policy):

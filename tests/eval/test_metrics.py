@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from stare_robot.eval.metrics import EpisodeOutcome, conditional_stage_success, summarize, wilson_interval
+from stare_robot.eval.metrics import (
+    EpisodeOutcome,
+    conditional_stage_success,
+    summarize,
+    wilson_interval,
+)
 from stare_robot.eval.report import write_report
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from stare_robot.keys import (
@@ -25,13 +24,6 @@ ENV_STATE_DIM = 5
 INSTRUCTIONS = ("push the cube to the goal", "pick up the red cube")
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: on 2 shared cores, two threads stall each other; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def config_for(policy_type: str, obs_mode: str, **overrides):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from policy_helpers import build, observation, single_thread  # noqa: F401
+from policy_helpers import build, observation
 
 from stare_robot.policies.pi0.likelihood_pi0 import (
     chain_log_prob,

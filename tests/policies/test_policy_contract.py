@@ -14,7 +14,6 @@ from policy_helpers import (
     build,
     config_for,
     observation,
-    single_thread,  # noqa: F401  (autouse fixture)
     training_batch,
 )
 

@@ -12,7 +12,6 @@ from policy_helpers import (
     build,
     config_for,
     observation,
-    single_thread,  # noqa: F401  (autouse fixture)
     stats_for,
     training_batch,
 )

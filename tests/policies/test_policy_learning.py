@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from policy_helpers import build, observation, single_thread  # noqa: F401
+from policy_helpers import build, observation
 
 from stare_robot.keys import ACTION, LOSS
 

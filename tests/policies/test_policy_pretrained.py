@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from policy_helpers import observation, single_thread, stats_for  # noqa: F401
+from policy_helpers import observation, stats_for
 from transformers import ByT5Tokenizer, PI0ForConditionalGeneration
 
 from stare_robot.policies import load_policy, make_config, make_policy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from policy_helpers import build, observation, single_thread, training_batch  # noqa: F401
+from policy_helpers import build, observation, training_batch
 
 from stare_robot.keys import ACTION, ACTION_IS_PAD, LOSS
 

@@ -124,3 +124,19 @@ def test_reconnects_after_a_server_restart(serve, transport):
         assert second.port == port
         assert np.array_equal(client.predict(obs), want)
         assert client.infer(obs)[keys.WIRE_TIMING][keys.TIMING_BATCH_SIZE] == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_predict_ignores_extra_keys_like_an_in_process_policy(shared_server, transport):
+    # a simulator's observation carries more than the policy reads; predict() must not fail on it
+    obs = make_observation(np.random.default_rng(3))
+    noisy = {**obs, keys.OBS_JOINT_POS: np.zeros(9, np.float32), "sim/obj_pose": np.zeros(7)}
+    with PolicyClient(shared_server.url, transport=transport) as client:
+        assert np.array_equal(client.predict(noisy), MixingPolicy().predict(obs))
+        # the raw wire call still sends everything, and the server still refuses unknown fields
+        with pytest.raises(PolicyRequestError, match="sim/obj_pose"):
+            client.infer(noisy)
+        # a missing input is still the server's 4xx naming it, not silently dropped
+        del obs[CAMERA]
+        with pytest.raises(PolicyRequestError, match=CAMERA):
+            client.predict(obs)

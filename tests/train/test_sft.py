@@ -25,12 +25,6 @@ from stare_robot.train.sft import (
 STATE, ENV, J = 18, 6, 9
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _synthetic_store(path: Path, action_dim: int = 7, episodes: int = 2, steps: int = 10):

@@ -30,12 +30,6 @@ EPISODES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_policy(policy_type: str, stats_arrays: dict, seed: int = 0, **overrides):
