@@ -2,17 +2,19 @@
 SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
-TASK  ?= PushCube-v1
-NUM   ?= 10
-OUT   ?= data/$(TASK).zarr
+TASK     ?= PushCube-v1
+NUM      ?= 100
+STEPS    ?= 2000
+EPISODES ?= 100
+RUN      ?= runs/$(TASK)
 
 .PHONY: setup demo test test-all lint clean
 
 setup:  ## system packages (Mesa Vulkan, libusb) + .venv with the project; idempotent
 	bash scripts/setup.sh
 
-demo: setup  ## the main job on the embedded defaults: demos -> stages -> inspection
-	bash scripts/main_job.sh "$(TASK)" "$(NUM)" "$(OUT)"
+demo: setup  ## the main job on the embedded defaults: demos -> stages -> SFT -> evaluation
+	TASK="$(TASK)" NUM="$(NUM)" STEPS="$(STEPS)" EPISODES="$(EPISODES)" RUN="$(RUN)" bash scripts/main_job.sh
 
 test: setup  ## the default test suite (everything but `slow`)
 	$(VENV)/bin/pytest -m "not slow"
