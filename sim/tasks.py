@@ -11,9 +11,10 @@ table is cheap to read (``stare-robot demos --help``, task validation in other m
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
+
+from stare_robot.names import did_you_mean
 
 ROBOT = "panda"  # every task here uses ManiSkill's Franka Emika Panda
 
@@ -107,6 +108,5 @@ def get_task(name: str) -> TaskSpec:
     """The spec of task ``name``; an unknown name raises with the valid names and a suggestion."""
     if name in TASKS:
         return TASKS[name]
-    close = difflib.get_close_matches(name, list(TASKS), n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    hint = did_you_mean(name, TASKS, cutoff=0.5)
     raise UnknownTaskError(f"unknown task '{name}'.{hint} Valid tasks: {', '.join(sorted(TASKS))}.")

@@ -10,9 +10,10 @@ or ManiSkill3.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import sys
+
+from stare_robot.names import did_you_mean
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,8 +44,7 @@ def dispatch(prog: str, noun: str, table: dict[str, tuple[str, str]], argv: list
         return 0
     name, rest = argv[0], argv[1:]
     if name not in table:
-        close = difflib.get_close_matches(name, table, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(name, table)
         print(f"{prog}: unknown {noun} '{name}'.{hint}\n\n{usage(prog, noun, table)}", file=sys.stderr)
         return 2
     module = importlib.import_module(table[name][0])

@@ -12,12 +12,12 @@ type is used.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import json
 from pathlib import Path
 from typing import Any
 
+from stare_robot.names import did_you_mean
 from stare_robot.policies.base import ArraySpec, ObservationError, Policy, PolicyMetadata
 
 # type -> (config class, policy class), as "module:attribute"
@@ -40,8 +40,7 @@ def _resolve(path: str) -> Any:
 
 def _entry(policy_type: str) -> tuple[str, str]:
     if policy_type not in POLICY_TYPES:
-        close = difflib.get_close_matches(str(policy_type), POLICY_TYPES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(policy_type, POLICY_TYPES)
         raise ValueError(
             f"unknown policy type {policy_type!r}.{hint} Registered types: {sorted(POLICY_TYPES)}"
         )

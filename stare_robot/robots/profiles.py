@@ -11,13 +11,14 @@ Poses are 7-D ``[x, y, z, qw, qx, qy, qz]`` in the robot-base frame (metres, uni
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from stare_robot.names import did_you_mean
 
 
 class UnknownRobotError(ValueError):
@@ -164,6 +165,5 @@ def get_profile(name: str) -> RobotProfile:
     """The profile of robot ``name``; an unknown name raises with the valid names."""
     if name in PROFILES:
         return PROFILES[name]
-    close = difflib.get_close_matches(name, list(PROFILES), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, PROFILES)
     raise UnknownRobotError(f"unknown robot {name!r}.{hint} Valid robots: {', '.join(PROFILES)}")

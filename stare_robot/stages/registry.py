@@ -6,9 +6,9 @@ test checks the registry lists them all.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
+from stare_robot.names import did_you_mean
 from stare_robot.stages.family import StageFamily
 
 _FAMILIES: dict[str, type[StageFamily]] = {}
@@ -34,8 +34,7 @@ def family_names() -> list[str]:
 
 def family_class(name: str) -> type[StageFamily]:
     if name not in _FAMILIES:
-        close = difflib.get_close_matches(str(name), _FAMILIES, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(name, _FAMILIES)
         raise UnknownFamilyError(
             f"unknown stage family '{name}'.{hint} Valid families: {', '.join(family_names())}"
         )
