@@ -25,6 +25,9 @@ from stare_robot.sim.tasks import ROBOT, UnknownTaskError, get_task
 import stare_robot
 from stare_robot import keys
 
+# Families whose demos must grasp the object; a success without one is a degenerate start, not a
+# demonstration of the task, and would teach neither the grasp nor its stages.
+GRASP_FAMILIES = frozenset({"pick_place", "stack", "lift_upright"})
 EPISODE_STEP_LIMIT = 400  # ManiSkill's own time limit (50) would cut slow demos; we stop on success
 
 
@@ -113,8 +116,14 @@ def generate_demos(
             current = seed + attempted
             attempted += 1
             rollout = expert.run(current)
-            if not rollout.success:
-                failed[rollout.failure or "unknown"] += 1
+            failure = None if rollout.success else (rollout.failure or "unknown")
+            if failure is None and spec.stage_family in GRASP_FAMILIES and not any(
+                bool(step.privileged[keys.SIM_IS_GRASPED]) for step in rollout.steps
+            ):
+                # e.g. PickCube with the goal spawned beside the cube: "success" without the skill
+                failure = "succeeded without a grasp"
+            if failure is not None:
+                failed[failure] += 1
                 bar.set_postfix(failed=sum(failed.values()))
                 continue
             with store.new_episode(attrs=episode_attrs(sim, current, False)) as ep:

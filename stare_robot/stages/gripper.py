@@ -69,7 +69,13 @@ class Gripper(StageFamily):
             signal = geo.as_float(traj[keys.OBS_GRIPPER]).reshape(-1)
             change = signal - history.previous("signal", signal)
             closing = change < -c.min_change
-            opening = (change > c.min_change) | (signal > c.open_above)
+            rising = change > c.min_change
+            if keys.ACTION in traj:
+                # a rise counts as opening only under an open command (now or just before): a
+                # pushed object can spread closed fingers without any release
+                command_open = geo.as_float(traj[keys.ACTION])[..., 6] >= c.command_threshold
+                rising &= command_open | history.previous("command_open", command_open)
+            opening = rising | (signal > c.open_above)
             raw = history.latch("moving", closing, opening, signal <= c.open_above)
         else:
             signal = geo.as_float(traj[keys.ACTION])[:, 6]

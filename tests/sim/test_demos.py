@@ -157,3 +157,13 @@ def test_generate_demos_retries_seeds_and_reports(tmp_path):
     assert summary["attempted"] == summary["kept"] + sum(summary["failed"].values())
     store = EpisodeStore.open(tmp_path / "s.zarr")
     assert [ep.attrs[keys.ATTR_SEED] for ep in store] == summary["seeds"]
+
+
+@pytest.mark.sim
+def test_a_pick_that_succeeds_without_grasping_is_not_kept(tmp_path):
+    # PickCube seed 8 spawns the goal beside the cube: the planner "succeeds" without a grasp
+    from stare_robot.sim.demos import generate_demos
+
+    summary = generate_demos("PickCube-v1", num=1, seed=8, out=tmp_path / "p.zarr", progress=False)
+    assert summary["failed"].get("succeeded without a grasp") == 1
+    assert 8 not in summary["seeds"] and len(summary["seeds"]) == 1

@@ -106,3 +106,22 @@ def test_gripper_needs_joint_positions():
     del traj[keys.OBS_JOINT_POS]
     with pytest.raises(stages.TrajectoryError, match="'gripper' needs field 'obs/joint_pos'"):
         stages.segment("gripper", traj)
+
+
+def test_fingers_spread_by_contact_under_a_close_command_are_not_a_release():
+    # closed on a cube from step 3; at step 8 a push spreads the fingers by 0.2 while the command
+    # still says close (seen in a PushCube demo): no release keyframe, offline or online
+    n = 14
+    opening = np.array([1.0, 1.0, 1.0, 0.6, 0.46, 0.46, 0.46, 0.46, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66])
+    action = np.zeros((n, 7), np.float32)
+    action[:, 6] = np.where(np.arange(n) >= 2, keys.GRIPPER_CLOSED, keys.GRIPPER_OPEN)
+    traj = {keys.OBS_GRIPPER: opening[:, None].astype(np.float32), keys.ACTION: action,
+            keys.OBS_JOINT_POS: np.zeros((n, 3), np.float32)}
+    assert stages.gripper_keyframes(traj) == [3]
+    tracker = StageTracker("gripper")
+    for t in range(n):
+        tracker.update({k: v[t] for k, v in traj.items()})
+    assert tracker.keyframes == [3]
+    # the same rise under an open command is a release
+    action[8:, 6] = keys.GRIPPER_OPEN
+    assert stages.gripper_keyframes(traj) == [3, 8]
