@@ -51,6 +51,12 @@ SRC
     mesa-vulkan-drivers libvulkan1
 }
 
+# pip, minus the warnings this machine's pip.conf emits for absent local index folders; pip's own
+# exit status is kept.
+pip_quiet() {
+  "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
 python_env() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ]; then
     echo "[setup] $venv: up to date"
@@ -58,7 +64,8 @@ python_env() {
   fi
   command -v "$python" >/dev/null || python=python3
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-  local pip=("$venv/bin/python" -m pip install -q)
+  local pip=(pip_quiet "$venv/bin/python" -m pip install -q)
+  echo "[setup] building $venv (a few minutes the first time)"
   # torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
   "${pip[@]}" "torch==2.13.0"
   "${pip[@]}" -e "$root[sim,ros,realsense,dev]"
