@@ -38,5 +38,11 @@ class ServerSettings(BaseSettings):
     client_window_s: float = Field(
         2.0, gt=0.0, description="an HTTP client counts as connected this long after a request"
     )
+    torch_threads: int = Field(
+        1, ge=1, le=256,
+        description="torch intra-op threads for a served checkpoint; 1 (the default of "
+        "`stare-robot eval` too) keeps served and in-process actions bit-identical and is the "
+        "fastest for the tiny default model on a few cores",
+    )
     warmup_steps: int = Field(1, ge=0, le=100, description="predict calls before /readyz passes")
     log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$")

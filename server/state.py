@@ -29,9 +29,16 @@ Loader = Callable[..., Policy]  # loader(ckpt_path, device=...) -> Policy
 ROUTES = ["/healthz", "/readyz", "/metrics", "/v1/metadata", "/v1/act", "/v1/stream"]
 
 
-def default_loader(path: Path, device: str) -> Policy:
-    """``stare_robot.policies.load_policy``, imported only when a checkpoint is actually served."""
+def default_loader(path: Path, device: str, torch_threads: int = 1) -> Policy:
+    """``stare_robot.policies.load_policy``, imported only when a checkpoint is actually served.
+
+    Sets torch's intra-op thread count first: results of a reduction depend on it in the last bits,
+    so the server uses the same count as in-process evaluation."""
+    import torch
+
     from stare_robot.policies import load_policy
+
+    torch.set_num_threads(torch_threads)
 
     if "device" in inspect.signature(load_policy).parameters:
         return load_policy(path, device=device)
@@ -72,7 +79,11 @@ class ServerState:
         try:
             if self.policy is None:
                 logger.info("loading checkpoint %s on %s", self.settings.ckpt, self.settings.device)
-                self.policy = self.loader(self.settings.ckpt, device=self.settings.device)
+                if self.loader is default_loader:
+                    self.policy = default_loader(self.settings.ckpt, self.settings.device,
+                                                 self.settings.torch_threads)
+                else:
+                    self.policy = self.loader(self.settings.ckpt, device=self.settings.device)
             meta = self.policy.metadata
             for _ in range(self.settings.warmup_steps):
                 self.policy.predict(warmup_observation(meta))
