@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from stare_robot.stages.calculator import conditional_stage_success as stage_rows
+
 
 @dataclass
 class EpisodeOutcome:
@@ -36,19 +38,16 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 def conditional_stage_success(furthest: Sequence[int], num_stages: int) -> list[dict]:
-    """P(reach stage k | reached stage k-1) for k = 1..K-1, plus P(success | reached last stage)
-    is reported separately by :func:`summarize`.
+    """P(reach stage k | reached stage k-1) for k = 1..K-1, counted by the stage engine
+    (:func:`stare_robot.stages.calculator.conditional_stage_success`), as report rows.
 
     ``furthest[i]`` is the furthest stage index episode i reached. Returns one row per stage k >= 1:
     ``{"stage": k, "reached_prev": n_{k-1}, "reached": n_k, "rate": n_k / n_{k-1} or None}``.
     """
-    rows = []
-    for k in range(1, num_stages):
-        prev = sum(1 for f in furthest if f >= k - 1)
-        now = sum(1 for f in furthest if f >= k)
-        rows.append({"stage": k, "reached_prev": prev, "reached": now,
-                     "rate": (now / prev) if prev else None})
-    return rows
+    rows = stage_rows(furthest, [str(k) for k in range(num_stages)])
+    return [{"stage": k, "reached_prev": r.given, "reached": r.reached,
+             "rate": r.probability if r.given else None}
+            for k, r in enumerate(rows) if k >= 1]
 
 
 def summarize(outcomes: Sequence[EpisodeOutcome], stage_names: Sequence[str]) -> dict:
@@ -60,8 +59,8 @@ def summarize(outcomes: Sequence[EpisodeOutcome], stage_names: Sequence[str]) ->
     rows = conditional_stage_success([o.furthest_stage for o in outcomes], len(stage_names))
     for row in rows:
         row["name"] = stage_names[row["stage"]]
-    last = len(stage_names) - 1
-    reached_last = [o for o in outcomes if o.furthest_stage >= last]
+    success_row = stage_rows([o.furthest_stage for o in outcomes], stage_names,
+                             [o.success for o in outcomes])[-1]
     return {
         "episodes": n,
         "success_rate": wins / n if n else 0.0,
@@ -72,7 +71,6 @@ def summarize(outcomes: Sequence[EpisodeOutcome], stage_names: Sequence[str]) ->
         "reached_fraction": [sum(1 for o in outcomes if o.furthest_stage >= k) / n if n else 0.0
                              for k in range(len(stage_names))],
         "conditional_stage_success": rows,
-        "success_given_last_stage": (sum(o.success for o in reached_last) / len(reached_last))
-        if reached_last else None,
+        "success_given_last_stage": success_row.probability if success_row.given else None,
         "per_episode": [asdict(o) for o in outcomes],
     }
