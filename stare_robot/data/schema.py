@@ -69,6 +69,19 @@ def time_chunk_len(step_shape: tuple[int, ...], dtype: np.dtype) -> int:
     return min(steps, MAX_IMAGE_FRAMES_PER_CHUNK if is_image else MAX_STEPS_PER_CHUNK)
 
 
+def storable_array(key: object, raw: object, where: str) -> np.ndarray:
+    """``raw`` as an array under a valid ``key``, or a StoreError saying which (``where`` names the
+    place, e.g. "step 0, key 'obs/state'")."""
+    check_array_key(key)
+    value = np.asarray(raw)
+    if value.dtype.kind not in ALLOWED_DTYPE_KINDS:
+        raise StoreError(
+            f"{where}: dtype {value.dtype} is not storable; use bool, integer or float arrays "
+            "(strings belong in episode attrs)"
+        )
+    return value
+
+
 def check_array_key(key: object) -> str:
     """Validate an array key such as ``obs/base_camera/rgb``; returns it or raises StoreError."""
     if not isinstance(key, str) or not key:

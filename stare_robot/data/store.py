@@ -276,12 +276,7 @@ class EpisodeStore:
     ) -> dict[str, np.ndarray]:
         out = {}
         for key, raw in arrays.items():
-            schema.check_array_key(key)
-            value = np.asarray(raw)
-            if value.dtype.kind not in schema.ALLOWED_DTYPE_KINDS:
-                raise StoreError(
-                    f"array {key!r}: dtype {value.dtype} is not storable (bool/int/float)"
-                )
+            value = schema.storable_array(key, raw, f"array {key!r}")
             if value.ndim == 0 or value.shape[0] != len(current):
                 raise StoreError(
                     f"array {key!r} has shape {value.shape}; it must be per-step with "

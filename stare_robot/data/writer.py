@@ -150,13 +150,7 @@ class EpisodeWriter:
     def _first_step(self, step: Mapping[str, Any]) -> dict[str, np.ndarray]:
         values = {}
         for key, raw in step.items():
-            schema.check_array_key(key)
-            value = np.asarray(raw)
-            if value.dtype.kind not in schema.ALLOWED_DTYPE_KINDS:
-                raise StoreError(
-                    f"step 0, key {key!r}: dtype {value.dtype} is not storable; use bool, "
-                    "integer or float arrays (strings belong in episode attrs)"
-                )
+            value = schema.storable_array(key, raw, f"step 0, key {key!r}")
             values[key] = value
         conflicts = schema.nested_key_conflicts(list(values))
         if conflicts:
