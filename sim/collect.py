@@ -103,6 +103,7 @@ def collect_rollouts(
         DEFAULT_EXECUTE_STEPS,
         check_policy_fits_env,
         default_max_steps,
+        policy_image_size,
         policy_obs_mode,
     )
     from tqdm.auto import tqdm
@@ -123,9 +124,7 @@ def collect_rollouts(
         )
     policy = load_policy(ckpt) if policy is None else policy
     obs_mode = policy_obs_mode(policy)
-    image_size = next(
-        (int(s.shape[0]) for k, s in policy.metadata.inputs.items() if k.endswith("/rgb")), 128
-    )
+    image_size = policy_image_size(policy)
     env = make_env(
         spec.name, obs_mode, image_size, sim_backend=sim_backend, max_episode_steps=max_steps + 1
     )

@@ -68,7 +68,13 @@ def default_max_steps(task: str) -> int:
 def policy_obs_mode(policy: Any) -> str:
     """``"rgb"`` when the policy reads a camera image, else ``"state"``."""
     inputs = policy.metadata.inputs
-    return "rgb" if any(k.endswith("/rgb") for k in inputs) else "state"
+    return "rgb" if any(keys.is_rgb(k) for k in inputs) else "state"
+
+
+def policy_image_size(policy: Any, default: int = 128) -> int:
+    """Side of the square camera image the policy reads (``default`` for state-mode policies)."""
+    sizes = [int(s.shape[0]) for k, s in policy.metadata.inputs.items() if keys.is_rgb(k)]
+    return sizes[0] if sizes else default
 
 
 def check_policy_fits_env(policy: Any, obs: dict[str, Any], task: str) -> None:
@@ -117,11 +123,7 @@ def evaluate(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     max_steps = default_max_steps(spec.name) if max_steps is None else max_steps
     obs_mode = policy_obs_mode(policy)
-    image_size = 128
-    for key, array_spec in policy.metadata.inputs.items():
-        if key.endswith("/rgb"):
-            image_size = int(array_spec.shape[0])
-    env = make_env(spec.name, obs_mode, image_size, sim_backend=sim_backend,
+    env = make_env(spec.name, obs_mode, policy_image_size(policy), sim_backend=sim_backend,
                    max_episode_steps=max_steps)
     outcomes, videos = [], {}
     try:

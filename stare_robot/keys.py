@@ -30,6 +30,16 @@ def obs_depth(camera: str) -> str:
     return f"{OBS}/{camera}/depth"
 
 
+def is_rgb(key: str) -> bool:
+    """True for a colour-image key made by :func:`obs_rgb`."""
+    return key.startswith(OBS + "/") and key.endswith("/rgb")
+
+
+def is_image(key: str) -> bool:
+    """True for a colour or depth image key (:func:`obs_rgb`, :func:`obs_depth`)."""
+    return key.startswith(OBS + "/") and key.endswith(("/rgb", "/depth"))
+
+
 DEFAULT_CAMERA = "base_camera"  # ManiSkill3's tabletop camera name
 
 # --- per-step action / label arrays ---

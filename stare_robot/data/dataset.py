@@ -32,10 +32,6 @@ from stare_robot.data.store import EpisodeStore, StoreError
 from stare_robot.stages.gripper import keyframe_targets, motion_skill_labels
 
 
-def _is_image(key: str) -> bool:
-    return key.endswith(("/rgb", "/depth"))
-
-
 class EpisodeWindowDataset(Dataset):
     """(observation, action chunk, StaKe labels) windows; see the module docstring."""
 
@@ -68,7 +64,7 @@ class EpisodeWindowDataset(Dataset):
                     f"episode {eid} of {self.store.root} lacks {missing} needed for training; "
                     f"it has {sorted(ep.keys())}"
                 )
-            low_keys = [k for k in self.obs_keys if not _is_image(k)]
+            low_keys = [k for k in self.obs_keys if not keys.is_image(k)]
             traj = ep.load([keys.ACTION, keys.OBS_JOINT_POS, *low_keys,
                             *([keys.OBS_GRIPPER] if keys.OBS_GRIPPER in ep else [])])
             traj[keys.STAGE_LABEL] = motion_skill_labels(traj).astype(np.float32)
@@ -95,7 +91,7 @@ class EpisodeWindowDataset(Dataset):
 
     def stats_arrays(self) -> dict[str, np.ndarray]:
         """Every step's low-dimensional features and actions, for normalisation statistics."""
-        low_keys = [k for k in self.obs_keys if not _is_image(k)]
+        low_keys = [k for k in self.obs_keys if not keys.is_image(k)]
         return {k: np.concatenate([ep[k] for ep in self._low]) for k in [*low_keys, keys.ACTION]}
 
     # ------------------------------------------------------------------------------------ items
@@ -125,7 +121,7 @@ class EpisodeWindowDataset(Dataset):
             keys.KEYFRAME_TARGET: torch.from_numpy(low[keys.KEYFRAME_TARGET][t]),
         }
         for k in self.obs_keys:
-            value = self._images(e, k)[t] if _is_image(k) else low[k][t].astype(np.float32)
+            value = self._images(e, k)[t] if keys.is_image(k) else low[k][t].astype(np.float32)
             item[k] = torch.from_numpy(np.ascontiguousarray(value))
         return item
 
@@ -138,7 +134,7 @@ class EpisodeWindowDataset(Dataset):
             batch[k] = values if isinstance(values[0], str) else torch.stack(values)
         if augment_rng is not None:
             for k in self.obs_keys:
-                if k.endswith("/rgb"):
+                if keys.is_rgb(k):
                     batch[k] = random_shift(batch[k], augment_rng)
         return batch
 

@@ -60,7 +60,7 @@ def infer_obs_mode(store) -> str:
         return mode
     if keys.OBS_ENV_STATE in first:
         return "state"
-    if any(k.startswith(keys.OBS + "/") and k.endswith("/rgb") for k in first):
+    if any(keys.is_rgb(k) for k in first):
         return "rgb"
     raise DataConfigMismatch(
         f"cannot tell the obs mode of {store.root}: its episodes have neither {keys.OBS_ENV_STATE!r} "
