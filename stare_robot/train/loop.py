@@ -101,7 +101,7 @@ def latest_checkpoint(out: Path) -> Path | None:
     return path if (path / TRAINER_STATE).exists() else None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -119,7 +119,7 @@ def save_checkpoint(out: Path, step: int, policy: nn.Module, state: dict[str, An
     final = root / name
     shutil.rmtree(final, ignore_errors=True)
     os.rename(tmp, final)
-    _atomic_write_text(root / LATEST, name)
+    atomic_write_text(root / LATEST, name)
     for old in sorted(root.glob("step_*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

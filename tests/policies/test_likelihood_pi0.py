@@ -115,3 +115,31 @@ def test_token_head_record_is_a_bin_grid_scored_exactly():
     batch = policy.processor.collate([obs])
     got = record_log_prob(policy, batch, torch.from_numpy(record)[None], SIGMA)
     torch.testing.assert_close(got, policy.log_prob(batch, torch.from_numpy(record)[None]))
+
+
+def test_last_step_noise_chain_is_a_gaussian_around_predict(flow_policy):
+    """PPO's sampler (noisy_steps=1): the chain starts at predict()'s zero noise, its mean is
+    exactly predict()'s chunk, and the log-prob is one Gaussian step's density."""
+    from stare_robot.policies.pi0.likelihood_pi0 import records_log_prob, sample_records
+
+    policy = flow_policy
+    obs = observation(policy.config, seed=5)
+    batch = policy.processor.collate([obs])
+    inputs = policy.processor.model_inputs(batch, policy.device)
+    dims = policy.config.action_dim
+    with torch.no_grad():
+        prefix = policy._run_prefix(inputs)
+        chain, normalized = sample_records(
+            policy, prefix, inputs, torch.Generator().manual_seed(0), SIGMA, noisy_steps=1
+        )
+        assert float(chain[:, 0].abs().max()) == 0.0
+        mean = policy.processor.normalize_action(policy.predict(obs))[None]
+        # the sample deviates from predict() by sigma * eps in the last step only
+        deviation = (normalized - mean) / SIGMA
+        at_mean = chain.clone()
+        at_mean[:, -1, :, :dims] = mean
+        best = records_log_prob(policy, prefix, inputs, at_mean, SIGMA, noisy_steps=1)
+        got = records_log_prob(policy, prefix, inputs, chain, SIGMA, noisy_steps=1)
+    n = mean.numel()
+    assert best.item() == pytest.approx(-n * (math.log(SIGMA) + 0.5 * math.log(2 * math.pi)), abs=1e-3)
+    assert got.item() == pytest.approx(best.item() - 0.5 * float(deviation.pow(2).sum()), abs=1e-3)

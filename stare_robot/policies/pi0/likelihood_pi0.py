@@ -17,6 +17,13 @@ stochastic and score the whole chain instead of the chunk:
 summed over the chunk steps and the real action dimensions. ``x_0``'s density does not depend
 on theta and is left out (it cancels in every ratio pi_theta / pi_ref).
 
+PPO's variant (``noisy_steps=1``): start from predict()'s zero noise and inject noise only in the
+last denoising step. The other transitions are deterministic, so they are recomputed (with
+gradients) rather than scored, and the log-density is that of one Gaussian step,
+log N(a; mu_theta(o), sigma^2 I), whose mean mu_theta(o) is exactly the deterministic chunk that
+predict() returns: the sampling policy PPO improves is a Gaussian around the deployed policy (with
+noise at every step from random x_0, the samples succeed far less often than predict()).
+
 What it is: the exact log-density of the *denoising chain* that the noise-injected sampler
 produced, differentiable in theta; ratios pi_theta(chain) / pi_ref(chain) are proper importance
 ratios for that stochastic policy, which is what preference (TPO) and PPO objectives need.
@@ -59,20 +66,36 @@ def sample_chain(
 
     Returns the chain (B, N + 1, chunk, max_action_dim); ``chain[:, -1, :, :action_dim]`` is the
     normalised action chunk."""
+    with torch.no_grad():
+        prefix, state, _ = _prefix_and_state(policy, batch)
+        return _chain_from_prefix(policy, prefix, state, generator, noise_std)
+
+
+def _noisy(k: int, steps: int, noisy_steps: int | None) -> bool:
+    """Whether denoising step k (of ``steps``) injects noise: all of them by default, else only
+    the last ``noisy_steps``."""
+    return noisy_steps is None or k >= steps - noisy_steps
+
+
+def _chain_from_prefix(
+    policy, prefix, state, generator: torch.Generator, noise_std: float, noisy_steps: int | None = None
+):
     if noise_std <= 0:
         raise ValueError(f"noise_std must be > 0 for a tractable chain likelihood, got {noise_std}")
     bcfg = policy.backbone.config
     steps = policy.config.num_inference_steps
-    with torch.no_grad():
-        prefix, state, inputs = _prefix_and_state(policy, batch)
-        shape = (inputs.input_ids.shape[0], bcfg.chunk_size, bcfg.max_action_dim)
+    shape = (state.shape[0], bcfg.chunk_size, bcfg.max_action_dim)
+    if noisy_steps is None:
         x = torch.randn(shape, generator=generator, device=policy.device)
-        chain = [x]
-        for k in range(steps):
-            velocity = policy.denoise_velocity(prefix, state, x, 1.0 - k / steps)
-            eps = torch.randn(shape, generator=generator, device=policy.device)
-            x = x - velocity / steps + noise_std * eps
-            chain.append(x)
+    else:  # start where the deterministic predict() starts: its ODE path is the chain's mean
+        x = torch.zeros(shape, device=policy.device)
+    chain = [x]
+    for k in range(steps):
+        velocity = policy.denoise_velocity(prefix, state, x, 1.0 - k / steps)
+        x = x - velocity / steps
+        if _noisy(k, steps, noisy_steps):
+            x = x + noise_std * torch.randn(shape, generator=generator, device=policy.device)
+        chain.append(x)
     return torch.stack(chain, dim=1)
 
 
@@ -94,16 +117,63 @@ def chain_log_prob(
     if noise_std <= 0:
         raise ValueError(f"noise_std must be > 0, got {noise_std}")
     prefix, state, _ = _prefix_and_state(policy, batch)
+    return _chain_log_prob_from_prefix(policy, prefix, state, chain, noise_std)
+
+
+def _chain_log_prob_from_prefix(
+    policy, prefix, state, chain: torch.Tensor, noise_std: float, noisy_steps: int | None = None
+):
+    """Sum of the noisy transitions' Gaussian log-densities. A noiseless transition is recomputed
+    from the previous state (with gradients) instead of read from the chain, so with
+    ``noisy_steps=1`` this is log N(a; mu_theta(x_0, o), sigma^2 I): the density of the chunk given
+    the initial noise x_0, the policy's deterministic ODE map plus one Gaussian step."""
+    steps = policy.config.num_inference_steps
     dims = policy.config.action_dim
     total = chain.new_zeros(chain.shape[0])
+    x = chain[:, 0]
     for k in range(steps):
-        x = chain[:, k]
         mean = x - policy.denoise_velocity(prefix, state, x, 1.0 - k / steps) / steps
+        if not _noisy(k, steps, noisy_steps):
+            x = mean
+            continue
         z = ((chain[:, k + 1] - mean) / noise_std)[..., :dims]
         total = total + (-0.5 * z.pow(2) - math.log(noise_std) - 0.5 * math.log(2 * math.pi)).sum(
             (1, 2)
         )
+        x = chain[:, k + 1]
     return total
+
+
+def sample_records(
+    policy, prefix, inputs, generator: torch.Generator, noise_std: float,
+    noisy_steps: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample a batch of chunks from an already computed prefix (no gradients).
+
+    Returns (records, normalised chunks (B, chunk, A)): a record is the sampled normalised chunk
+    (chunk, A) for the token head, the chain (N+1, chunk, max_A) for the flow head."""
+    with torch.no_grad():
+        if is_token_policy(policy):
+            normalized = policy._sample_normalized(prefix, inputs, generator)
+            return normalized, normalized
+        chain = _chain_from_prefix(
+            policy, prefix, policy._padded_state(inputs), generator, noise_std, noisy_steps
+        )
+        return chain, chain[:, -1, :, : policy.config.action_dim]
+
+
+def records_log_prob(
+    policy, prefix, inputs, records: torch.Tensor, noise_std: float, noisy_steps: int | None = None
+) -> torch.Tensor:
+    """(B,) log-likelihood of ``records`` from an already computed prefix (differentiable when the
+    prefix is): what PPO uses so that one prefix pass serves the likelihood and the value head.
+    ``noisy_steps`` must be what sampled them (None: noise at every step)."""
+    records = torch.as_tensor(records, device=policy.device).float()
+    if is_token_policy(policy):
+        return policy.step_log_probs(policy._logits(prefix), records).sum(-1)
+    return _chain_log_prob_from_prefix(
+        policy, prefix, policy._padded_state(inputs), records, noise_std, noisy_steps
+    )
 
 
 def sample_for_rollout(
@@ -120,18 +190,13 @@ def sample_for_rollout(
     was_training = policy.training
     policy.eval()
     try:
-        if is_token_policy(policy):
-            with torch.no_grad():
-                prefix, _, inputs = _prefix_and_state(policy, batch)
-                normalized = policy._sample_normalized(prefix, inputs, generator)
-            record = normalized[0]
-        else:
-            record = sample_chain(policy, batch, generator, noise_std)[0]
-            normalized = record[None, -1, :, : policy.config.action_dim]
+        with torch.no_grad():
+            prefix, _, inputs = _prefix_and_state(policy, batch)
+            records, normalized = sample_records(policy, prefix, inputs, generator, noise_std)
         action = policy.processor.unnormalize_action(normalized)[0]
     finally:
         policy.train(was_training)
-    return action.cpu().numpy().astype(np.float32), record.cpu().numpy().astype(np.float32)
+    return action.cpu().numpy().astype(np.float32), records[0].cpu().numpy().astype(np.float32)
 
 
 def record_log_prob(

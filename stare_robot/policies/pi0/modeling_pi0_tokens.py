@@ -112,11 +112,15 @@ class PI0TokensPolicy(PI0Policy):
                 f"actions have shape {tuple(actions.shape)}, expected "
                 f"(B, chunk_size, action_dim) = (B, {want[0]}, {want[1]})"
             )
-        log_probs = self.action_logits(obs).log_softmax(-1)
-        index = bin_index(actions, self.config.num_bins)
-        per_value = log_probs.gather(-1, index[..., None]).squeeze(-1)  # (B, chunk, A)
-        per_step = per_value.sum(-1)
+        per_step = self.step_log_probs(self.action_logits(obs), actions)
         if ACTION_IS_PAD in obs:
             keep = ~torch.as_tensor(obs[ACTION_IS_PAD], device=self.device).bool()
             per_step = per_step * keep.to(per_step.dtype)
         return per_step.sum(-1)
+
+    def step_log_probs(self, logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """(B, chunk, A, num_bins) logits and (B, chunk, A) normalised actions -> (B, chunk)
+        log-probability of each chunk step (summed over action dims)."""
+        index = bin_index(actions, self.config.num_bins)
+        per_value = logits.log_softmax(-1).gather(-1, index[..., None]).squeeze(-1)
+        return per_value.sum(-1)

@@ -1,0 +1,342 @@
+"""IPI, the main job: Imitation -> Preference -> Interaction for one task, end to end.
+
+    stare-robot ipi --task PushCube-v1                     # runs/PushCube-v1, default budget
+    stare-robot ipi --task StackCube-v1 --budget long --out runs/stack
+
+Steps (each writes into ``--out`` and is skipped when already finished; an interrupted step
+resumes: demos and rollouts continue from the next seed, training from its last checkpoint):
+
+ 1. ``demos``      expert demonstrations (ManiSkill3 motion planner) -> demos.zarr
+ 2. ``stages``     STARE stage annotation and gripper keyframes of every demo (+ stages.png)
+ 3. ``sft``        imitation: supervised fine-tuning with StaKe's heads -> sft/final
+ 4. ``rollouts``   sampled rollouts of the SFT policy (seeds 20 000..) -> rollouts.zarr
+ 5. ``pairs``      stage-aware preference pairs from them -> pairs.json
+ 6. ``sta_tpo``    preference: STA-TPO from the SFT checkpoint -> sta_tpo/final
+ 7. ``sta_ppo``    interaction: STA-PPO from the STA-TPO checkpoint -> sta_ppo/final
+ 8. ``ppo``        (``--compare-ppo``) plain PPO from the same start and budget, for the curves
+ 9. ``eval_*``     deterministic evaluation after every step on the same held-out seeds 10 000..
+10. ``report``     report.md + report.png + results.json: success and conditional stage success
+                   after each IPI step, PPO vs STA-PPO learning curves, the configuration
+
+When the rollouts yield no preference pair (e.g. every rollout succeeded and no two differ in
+stage costs), STA-TPO has nothing to learn from: the step is recorded as skipped and STA-PPO
+starts from the SFT checkpoint. Budgets are presets of the numbers below (``--budget``), each
+overridable by its own flag.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+# budget preset -> settings; "default" fits PushCube-v1 on 2 CPU cores in well under 45 minutes
+BUDGETS: dict[str, dict[str, Any]] = {
+    "default": dict(demos=100, sft_steps=2000, rollouts=40, tpo_steps=60, ppo_iterations=8,
+                    ppo_episodes=16, eval_episodes=100, curve_every=2, curve_episodes=20),
+    "long": dict(demos=200, sft_steps=5000, rollouts=100, tpo_steps=100, ppo_iterations=40,
+                 ppo_episodes=32, eval_episodes=200, curve_every=4, curve_episodes=40),
+    "tiny": dict(demos=3, sft_steps=30, rollouts=4, tpo_steps=4, ppo_iterations=1,
+                 ppo_episodes=2, eval_episodes=2, curve_every=1, curve_episodes=2),
+}
+STEP_NAMES = ("demos", "stages", "sft", "rollouts", "pairs", "sta_tpo", "sta_ppo", "ppo")
+DONE_FILE = "ipi_state.json"
+
+
+@dataclass
+class IPIArgs:
+    """Imitation -> Preference -> Interaction on one ManiSkill3 task, with its report."""
+
+    task: str = "PushCube-v1"
+    """Task, e.g. PushCube-v1."""
+    out: Path | None = None
+    """Run folder (default runs/<task>); re-running skips finished steps."""
+    budget: Literal["default", "long", "tiny"] = "default"
+    """Preset sizes (tiny: a smoke run of the whole pipeline in a couple of minutes)."""
+    obs: Literal["state", "rgb"] = "state"
+    """Observation mode of the demos and the policy."""
+    policy: Literal["pi0", "pi0_tokens"] = "pi0"
+    demos: int | None = None
+    sft_steps: int | None = None
+    rollouts: int | None = None
+    tpo_steps: int | None = None
+    ppo_iterations: int | None = None
+    ppo_episodes: int | None = None
+    """Episodes per PPO iteration."""
+    eval_episodes: int | None = None
+    """Held-out evaluation episodes after each step (seeds 10 000..)."""
+    curve_every: int | None = None
+    """PPO iterations between learning-curve evaluations."""
+    curve_episodes: int | None = None
+    compare_ppo: bool = True
+    """Also run plain PPO with the same budget, for the PPO vs STA-PPO curves."""
+    num_envs: int = 2
+    """Parallel environments for PPO rollouts."""
+    seed: int = 0
+    threads: int = 1
+    sim_backend: str = "auto"
+    quiet: bool = False
+
+    def resolved(self) -> dict[str, Any]:
+        """The budget preset with every explicitly given number applied."""
+        sizes = dict(BUDGETS[self.budget])
+        for name in sizes:
+            if getattr(self, name) is not None:
+                sizes[name] = getattr(self, name)
+        for name, value in sizes.items():
+            if value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        return sizes
+
+
+@dataclass
+class Run:
+    """Paths and bookkeeping of one IPI run folder."""
+
+    args: IPIArgs
+    root: Path
+    sizes: dict[str, Any]
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def load(self) -> None:
+        f = self.root / DONE_FILE
+        self.state = json.loads(f.read_text()) if f.exists() else {"steps": {}}
+
+    def finished(self, step: str) -> bool:
+        return step in self.state["steps"]
+
+    def mark(self, step: str, **info: Any) -> None:
+        from stare_robot.train.loop import atomic_write_text
+
+        self.state["steps"][step] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
+        atomic_write_text(self.root / DONE_FILE, json.dumps(self.state, indent=2, default=str))
+
+    def log(self, text: str) -> None:
+        print(f"[ipi] {text}", flush=True)
+
+
+# ------------------------------------------------------------------------------------ steps
+
+
+def _seeds_in(store_path: Path) -> list[int]:
+    from stare_robot import keys
+    from stare_robot.data.store import EpisodeStore, StoreError
+
+    try:
+        return [int(ep.attrs[keys.ATTR_SEED]) for ep in EpisodeStore.open(store_path)]
+    except StoreError:
+        return []
+
+
+def step_demos(run: Run) -> dict[str, Any]:
+    from stare_robot.sim.demos import generate_demos
+
+    data, want = run.path("demos.zarr"), run.sizes["demos"]
+    seeds = _seeds_in(data)
+    if len(seeds) < want:
+        run.log(f"demos: {len(seeds)} in {data}, recording {want - len(seeds)} more")
+        summary = generate_demos(
+            run.args.task, want - len(seeds), max(seeds, default=-1) + 1, data,
+            obs_mode=run.args.obs, progress=not run.args.quiet, sim_backend=run.args.sim_backend,
+        )
+        if summary["kept"] < want - len(seeds):
+            raise RuntimeError(f"the expert kept only {summary['kept']} demos: {summary['failed']}")
+    return {"episodes": len(_seeds_in(data))}
+
+
+def step_stages(run: Run) -> dict[str, Any]:
+    from stare_robot.stages.cli import main as stages_main
+
+    data = str(run.path("demos.zarr"))
+    if stages_main(["annotate", data]) != 0:
+        raise RuntimeError(f"stage annotation of {data} failed")
+    stages_main(["show", data, "--episodes", "0", "1", "--out", str(run.path("stages.png"))])
+    return {}
+
+
+def step_sft(run: Run) -> dict[str, Any]:
+    from stare_robot.train.sft import SFTArgs, run_sft
+
+    args = SFTArgs(
+        data=run.path("demos.zarr"), out=run.path("sft"), policy=run.args.policy,
+        steps=run.sizes["sft_steps"], seed=run.args.seed, resume=True, quiet=run.args.quiet,
+        threads=run.args.threads, save_every=max(10, min(500, run.sizes["sft_steps"] // 4)),
+        warmup_steps=min(100, max(1, run.sizes["sft_steps"] // 10)),
+    )
+    run_sft(args)
+    return {"checkpoint": str(run.path("sft") / "final")}
+
+
+def step_rollouts(run: Run) -> dict[str, Any]:
+    from stare_robot.sim.collect import DEFAULT_COLLECT_SEED, collect_rollouts
+
+    store, want = run.path("rollouts.zarr"), run.sizes["rollouts"]
+    seeds = _seeds_in(store)
+    next_seed = max(seeds, default=DEFAULT_COLLECT_SEED - 1) + 1
+    # episodes solved at reset are not stored: count attempts by seed, not by stored episodes
+    todo = want - (next_seed - DEFAULT_COLLECT_SEED)
+    if todo > 0:
+        collect_rollouts(
+            run.path("sft") / "final", run.args.task, todo, store, seed=next_seed,
+            progress=not run.args.quiet, sim_backend=run.args.sim_backend,
+        )
+    seeds = _seeds_in(store)
+    return {"episodes": len(seeds)}
+
+
+def step_pairs(run: Run) -> dict[str, Any]:
+    from stare_robot.train.preferences import PreferenceError, make_pairs_file
+
+    try:
+        pairs = make_pairs_file([run.path("rollouts.zarr")], run.path("pairs.json"), seed=run.args.seed)
+    except PreferenceError as err:
+        run.log(f"pairs: none ({err}); STA-TPO will be skipped")
+        return {"pairs": 0, "reason": str(err)}
+    return {"pairs": len(pairs)}
+
+
+def tpo_start(run: Run) -> Path:
+    """The checkpoint STA-PPO starts from: STA-TPO's, or SFT's when STA-TPO was skipped."""
+    final = run.path("sta_tpo") / "final"
+    return final if final.is_dir() else run.path("sft") / "final"
+
+
+def step_sta_tpo(run: Run) -> dict[str, Any]:
+    from stare_robot.train.tpo import TPOArgs, run_tpo
+
+    if run.state["steps"].get("pairs", {}).get("pairs", 0) == 0:
+        return {"skipped": "no preference pairs"}
+    run_tpo(TPOArgs(
+        ckpt=run.path("sft") / "final", pairs=run.path("pairs.json"), out=run.path("sta_tpo"),
+        stage_aware=True, steps=run.sizes["tpo_steps"], seed=run.args.seed, resume=True,
+        save_every=max(1, run.sizes["tpo_steps"] // 3), quiet=run.args.quiet,
+        threads=run.args.threads,
+    ))
+    return {"checkpoint": str(run.path("sta_tpo") / "final")}
+
+
+def _ppo(run: Run, name: str, stage_aware: bool) -> dict[str, Any]:
+    from stare_robot.train.ppo import PPOArgs, run_ppo
+
+    start = tpo_start(run)
+    run_ppo(PPOArgs(
+        ckpt=start, task=run.args.task, out=run.path(name), stage_aware=stage_aware,
+        iterations=run.sizes["ppo_iterations"], episodes_per_iter=run.sizes["ppo_episodes"],
+        num_envs=run.args.num_envs, eval_every=run.sizes["curve_every"],
+        eval_episodes=run.sizes["curve_episodes"], seed=run.args.seed, resume=True,
+        sim_backend=run.args.sim_backend, quiet=run.args.quiet, threads=run.args.threads,
+    ))
+    return {"checkpoint": str(run.path(name) / "final"), "start": str(start)}
+
+
+def step_sta_ppo(run: Run) -> dict[str, Any]:
+    return _ppo(run, "sta_ppo", stage_aware=True)
+
+
+def step_plain_ppo(run: Run) -> dict[str, Any]:
+    if not run.args.compare_ppo:
+        return {"skipped": "--no-compare-ppo"}
+    return _ppo(run, "ppo", stage_aware=False)
+
+
+STEPS = {
+    "demos": step_demos,
+    "stages": step_stages,
+    "sft": step_sft,
+    "rollouts": step_rollouts,
+    "pairs": step_pairs,
+    "sta_tpo": step_sta_tpo,
+    "sta_ppo": step_sta_ppo,
+    "ppo": step_plain_ppo,
+}
+# the report's rows: label -> (folder whose final/ is evaluated, the step that made it)
+EVALUATED = {"SFT": ("sft", "sft"), "SFT→STA-TPO": ("sta_tpo", "sta_tpo"),
+             "IPI (→STA-PPO)": ("sta_ppo", "sta_ppo"), "SFT→STA-TPO→PPO": ("ppo", "ppo")}
+
+
+def evaluate_step(run: Run, label: str, folder: str) -> dict[str, Any] | None:
+    """Held-out evaluation of ``folder/final`` (cached in eval/<folder>/results.json)."""
+    from stare_robot.eval.report import write_report
+    from stare_robot.policies import load_policy
+    from stare_robot.sim.evaluate import evaluate
+
+    ckpt = run.path(folder) / "final"
+    if not ckpt.is_dir():
+        return None
+    cached = run.path("eval") / folder / "results.json"
+    if cached.exists():
+        return json.loads(cached.read_text())[label]
+    run.log(f"eval: {label} on {run.sizes['eval_episodes']} held-out seeds")
+    summary, _ = evaluate(load_policy(ckpt), run.args.task, run.sizes["eval_episodes"],
+                          progress=not run.args.quiet, sim_backend=run.args.sim_backend)
+    write_report({label: summary}, cached.parent, title=f"{run.args.task}: {label}")
+    return summary
+
+
+def run_ipi(args: IPIArgs) -> dict[str, Any]:
+    """Run (or finish) every step; returns the report's results and paths."""
+    import torch
+
+    from stare_robot.sim.tasks import get_task
+
+    spec = get_task(args.task)
+    args.task = spec.name
+    root = Path(args.out) if args.out is not None else Path("runs") / spec.name
+    run = Run(args, root, args.resolved())
+    root.mkdir(parents=True, exist_ok=True)
+    run.load()
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    timings = dict(run.state.get("timings_s", {}))
+    for name, fn in STEPS.items():
+        if run.finished(name):
+            run.log(f"{name}: finished earlier, skipped")
+            continue
+        run.log(f"{name}: running")
+        t = time.perf_counter()
+        info = fn(run)
+        timings[name] = round(time.perf_counter() - t, 1)
+        run.state["timings_s"] = timings
+        run.mark(name, **info)
+        if name in {folder for folder, _ in EVALUATED.values()}:
+            label = next(k for k, (f, _) in EVALUATED.items() if f == name)
+            t = time.perf_counter()
+            evaluate_step(run, label, name)
+            timings[f"eval_{name}"] = round(time.perf_counter() - t, 1)
+            run.state["timings_s"] = timings
+            run.mark(name, **info)
+    results = {label: r for label, (folder, _) in EVALUATED.items()
+               if (r := evaluate_step(run, label, folder)) is not None}
+    from stare_robot.train.ipi_report import write_ipi_report
+
+    paths = write_ipi_report(run, results)
+    run.log(f"done in {time.perf_counter() - t0:.0f} s this invocation; report: {paths['md']}")
+    return {"results": results, "paths": paths, "root": root, "sizes": run.sizes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tyro
+
+    from stare_robot.sim.evaluate import EvalInputError
+    from stare_robot.sim.tasks import UnknownTaskError
+    from stare_robot.train.ppo import PPOInputError
+
+    args = tyro.cli(IPIArgs, args=argv, prog="stare-robot ipi")
+    try:
+        summary = run_ipi(args)
+    except (UnknownTaskError, EvalInputError, PPOInputError, ValueError, FileNotFoundError) as err:
+        print(f"stare-robot ipi: {err}", file=sys.stderr)
+        return 2
+    print(summary["paths"]["table"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

@@ -1,0 +1,76 @@
+"""`stare-robot ipi`: budget presets, bad input, and (slow) a run killed in the middle of a step
+that resumes from its checkpoint and completes with a report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stare_robot.train.ipi import BUDGETS, IPIArgs, main
+
+
+def test_budget_presets_apply_explicit_overrides_only():
+    sizes = IPIArgs(budget="default", sft_steps=123).resolved()
+    assert sizes["sft_steps"] == 123
+    assert {k: v for k, v in sizes.items() if k != "sft_steps"} == {
+        k: v for k, v in BUDGETS["default"].items() if k != "sft_steps"
+    }
+    with pytest.raises(ValueError, match="--ppo-iterations must be >= 1"):
+        IPIArgs(ppo_iterations=0).resolved()
+
+
+def test_unknown_task_is_a_clear_error(tmp_path, capsys):
+    assert main(["--task", "StackCub-v1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "StackCube-v1" in err  # the did-you-mean
+    assert not (tmp_path / "run").exists()  # nothing half-made
+
+
+def _ipi(out: Path, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "stare_robot.train.ipi", "--task", "PushCube-v1", "--budget",
+           "tiny", "--sft-steps", "60", "--out", str(out), "--quiet"]
+    return subprocess.Popen(cmd, stdout=log.open("a"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_killed_mid_step_resumes_from_its_checkpoint_and_completes(tmp_path):
+    out, log = tmp_path / "run", tmp_path / "ipi.log"
+    proc = _ipi(out, log)
+    latest = out / "sft" / "checkpoints" / "latest"
+    deadline = time.monotonic() + 300
+    try:
+        while not latest.exists():  # SFT saves every 15 steps of 60: kill after the first save
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no SFT checkpoint within 5 minutes"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    state = json.loads((out / "ipi_state.json").read_text())
+    assert set(state["steps"]) == {"demos", "stages"}  # killed inside sft
+    assert not (out / "sft" / "final").exists()
+
+    again = _ipi(out, log)
+    assert again.wait(timeout=900) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "demos: finished earlier, skipped" in text
+    assert "[train] resumed from" in text and "sft/checkpoints/step_" in text
+    state = json.loads((out / "ipi_state.json").read_text())
+    assert set(state["steps"]) == {"demos", "stages", "sft", "rollouts", "pairs", "sta_tpo",
+                                   "sta_ppo", "ppo"}
+    results = json.loads((out / "results.json").read_text())
+    assert "SFT" in results["results"] and "IPI (→STA-PPO)" in results["results"]
+    assert {"STA-PPO", "PPO"} <= set(results["curves"])
+    assert (out / "report.png").stat().st_size > 0
+    assert "IPI on PushCube-v1" in (out / "report.md").read_text()
