@@ -105,6 +105,10 @@ STORE_FORMAT = "stare_format"  # always "stare-robot-episodes"
 # --- action space ---
 ACTION_SPACE_EE_DELTA = "pd_ee_delta_pose"
 ACTION_DIM = 7
+# label of the first layout dimension of a ROS action message (std_msgs/Float64MultiArray):
+# "<ACTION_STAMP_LABEL>=<seconds, Python float repr>" names the joint-state stamp the action
+# followed, so the episode recorder gives each action to its frame by stamp, not arrival order
+ACTION_STAMP_LABEL = "after_stamp"
 GRIPPER_OPEN = 1.0  # action[6] convention: +1 open, -1 close (ManiSkill's)
 GRIPPER_CLOSED = -1.0
 

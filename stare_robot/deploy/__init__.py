@@ -1,7 +1,8 @@
 """Node logic of the ROS 2 deployment graph, free of rclpy so it unit-tests without ROS.
 
 - :mod:`~stare_robot.deploy.pairing`: latest camera image + joint state -> one policy observation
-  (freshness and stamp-matching checks, metadata-driven inputs).
+  (freshness and stamp-matching checks, metadata-driven inputs); ``StampMatcher`` pairs the
+  recorder's frames by header stamp.
 - :mod:`~stare_robot.deploy.executor`: executes action chunks step by step and holds on any fault
   (server slow/down/erroring, malformed or NaN chunk), resuming when the server answers again.
 - :mod:`~stare_robot.deploy.recorder`: buffers recorded frames and writes them into an episode
@@ -16,6 +17,7 @@ from stare_robot.deploy.pairing import (
     InputUnavailableError,
     ObservationPairer,
     StaleObservation,
+    StampMatcher,
     build_observation,
     check_inputs_available,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "RecordedFrame",
     "RecorderError",
     "StaleObservation",
+    "StampMatcher",
     "build_observation",
     "check_inputs_available",
 ]

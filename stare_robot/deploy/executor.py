@@ -17,6 +17,10 @@ zero-motion command sent every tick. In lock-step (``lockstep=True``: the simula
 step per command) any command, a hold included, is a real physics step, so holding means sending
 nothing: the tick returns a ``Command`` with ``action=None``. The world waits with the robot, so a
 stale observation there does not void the rest of a chunk, and a late answer is still valid.
+
+``execute_steps`` (None = the whole chunk) executes only the first steps of each chunk before
+asking again, as ``stare-robot eval --execute-steps`` does in simulation; :meth:`ControlLoop.reset`
+starts a new episode (queued steps and any outstanding answer are forgotten).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class ExecutorStatus:
     actions_sent: int = 0
     holds_sent: int = 0  # hold commands published (never in lock-step)
     chunks_accepted: int = 0
+    chunk_tag: Any = None  # the ``tag`` given with the observation the newest chunk answered
     faults: int = 0  # times a new fault began (a change of the hold reason's kind)
     fault_log: list[str] = field(default_factory=list)  # the last few fault reasons
 
@@ -85,10 +90,11 @@ class ChunkExecutor:
             raise ValueError(f"chunk has values beyond +-{self.max_abs_action:g}")
         return arr
 
-    def load(self, chunk: Any) -> None:
-        """Replace the queue with a validated chunk (ValueError leaves the queue empty)."""
+    def load(self, chunk: Any, steps: int | None = None) -> None:
+        """Replace the queue with a validated chunk's first ``steps`` actions (None = all);
+        ValueError (the whole chunk is checked) leaves the queue empty."""
         self._queue.clear()
-        self._queue.extend(self.validate(chunk))
+        self._queue.extend(self.validate(chunk)[:steps])
 
     def clear(self) -> None:
         self._queue.clear()
@@ -114,11 +120,12 @@ class AsyncPredictor:
         self._result: Any = None
         self._error: BaseException | None = None
         self.started: float | None = None  # monotonic time of the outstanding request
+        self.tag: Any = None  # the caller's label of the outstanding request's observation
         self.busy = False
 
-    def submit(self, obs: Observation, now: float) -> None:
+    def submit(self, obs: Observation, now: float, tag: Any = None) -> None:
         assert not self.busy, "one request at a time"
-        self.busy, self.started = True, now
+        self.busy, self.started, self.tag = True, now, tag
         self._done.clear()
         threading.Thread(target=self._run, args=(obs,), daemon=True).start()
 
@@ -152,7 +159,11 @@ class ControlLoop:
         lockstep: bool = False,
         sensor_grace_s: float = 1.0,
         clock=time.monotonic,
+        execute_steps: int | None = None,
     ):
+        if execute_steps is not None and execute_steps < 1:
+            raise ValueError(f"execute_steps must be >= 1 (or None for the whole chunk), got {execute_steps}")
+        self.execute_steps = execute_steps
         self.executor = ChunkExecutor(action_dim)
         self.predictor = AsyncPredictor(policy)
         self.request_timeout_s = request_timeout_s
@@ -168,7 +179,9 @@ class ControlLoop:
         self._retry_at = -np.inf
         self._late = False  # the outstanding request already timed out (real time: discard its answer)
 
-    def tick(self, now: float, obs: Observation | StaleObservation) -> Command:
+    def tick(self, now: float, obs: Observation | StaleObservation, tag: Any = None) -> Command:
+        """The command for this control period. ``tag`` labels ``obs`` (e.g. its sensor stamp);
+        a chunk computed from it reports the tag in ``status.chunk_tag``."""
         if isinstance(obs, StaleObservation):
             return self._stale(now, obs)
         self._stale_since = None
@@ -177,7 +190,7 @@ class ControlLoop:
         if not self.predictor.busy:
             if now < self._retry_at:
                 return self._hold(self.status.reason or "waiting to retry the server")
-            self.predictor.submit(obs, self.clock())  # request age is wall time, not `now`
+            self.predictor.submit(obs, self.clock(), tag)  # request age is wall time, not `now`
             self._late = False
         if not self.predictor.wait(self.wait_s):
             waited = self.clock() - self.predictor.started
@@ -191,14 +204,26 @@ class ControlLoop:
             self._retry_at = now + self.retry_period_s
             return self._hold(f"server error: {type(error).__name__}: {error}")
         if self._late and not self.lockstep:  # answered after the timeout: its observation is too old
-            return self.tick(now, obs)
+            return self.tick(now, obs, tag)
         try:
-            self.executor.load(chunk)
+            self.executor.load(chunk, self.execute_steps)
         except ValueError as err:
             self._retry_at = now + self.retry_period_s
             return self._hold(f"bad chunk from the server: {err}")
         self.status.chunks_accepted += 1
+        self.status.chunk_tag = self.predictor.tag
         return self._act(self.executor.pop())
+
+    def reset(self) -> None:
+        """A new episode: drop the queued chunk steps, any outstanding request's answer (it was
+        computed for the old episode) and the retry wait; the gripper hold value reopens."""
+        self.executor.clear()
+        self.executor.gripper = GRIPPER_OPEN
+        if self.predictor.busy:  # its thread finishes into the discarded predictor
+            self.predictor = AsyncPredictor(self.predictor.policy)
+        self._retry_at = -np.inf
+        self._stale_since = None
+        self._late = False
 
     def _stale(self, now: float, obs: StaleObservation) -> Command:
         if not self.lockstep:

@@ -8,10 +8,16 @@ stamped more than ``max_skew_s`` away from the joint state it is paired with.
 
 Which sources a policy needs follows from its metadata (:func:`required_sources`), and
 :func:`check_inputs_available` refuses at start-up, by name, an input the graph cannot provide.
+
+The episode recorder needs every step exactly paired instead of the newest of each: a
+:class:`StampMatcher` holds each *frame* message until every other source's message nearest to
+its stamp is known, and emits the parts together, in stamp order.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +113,14 @@ class ObservationPairer:
     def update(self, source: str, value: Any, stamp: float, received: float) -> None:
         self._latest[source] = Sample(value, float(stamp), float(received))
 
+    def latest(self, source: str) -> Sample | None:
+        """The newest sample of ``source`` (None before the first)."""
+        return self._latest.get(source)
+
+    def clear(self) -> None:
+        """Forget every sample (a new episode: nothing from the old one may be paired)."""
+        self._latest.clear()
+
     def pair(self, now: float) -> tuple[dict[str, Any], float]:
         """``({source: value}, joint-state stamp)`` or raise :class:`StaleObservation`."""
         for source in self.sources:
@@ -125,6 +139,100 @@ class ObservationPairer:
                     raise StaleObservation(f"{source} stamp is {skew * 1e3:.0f} ms from the joint "
                                            f"state's (max_stamp_skew_s = {self.max_skew_s:g})")
         return {s: self._latest[s].value for s in self.sources}, (ref if ref is not None else now)
+
+
+class StampMatcher:
+    """Pairs each message of ``frame_source`` with the message of every ``required`` source
+    nearest to it in header stamp (within ``max_skew_s``), and with the nearest ``optional`` one
+    when there is one (None otherwise: never waited for).
+
+    A frame waits until the nearest is certain: a required source has a message stamped at or
+    after the frame (or exactly at it). Frames come out in stamp order from :meth:`add`. A frame
+    whose nearest message is too far away, or that is still waiting when ``max_pending`` newer
+    frames queue behind it, is dropped and counted in ``unmatched``.
+
+        m = StampMatcher(SOURCE_IMAGE, [SOURCE_JOINTS], optional=[SOURCE_EE_POSE], max_skew_s=0.02)
+        m.add(SOURCE_JOINTS, 0.10, q)                 # -> []
+        m.add(SOURCE_IMAGE, 0.10, rgb)                # -> [(0.10, {"image": rgb, "joint_states": q, "ee_pose": None})]
+    """
+
+    def __init__(self, frame_source: str, required: list[str], optional: list[str] = (),
+                 max_skew_s: float = 0.02, history: int = 64, max_pending: int = 32):
+        if max_skew_s < 0:
+            raise ValueError(f"max_skew_s must be >= 0, got {max_skew_s}")
+        self.frame_source = frame_source
+        self.required, self.optional = list(required), list(optional)
+        self.max_skew_s = max_skew_s
+        self.max_pending = max_pending
+        # per source: stamps (sorted) and values, the newest ``history`` of them
+        self._stamps: dict[str, list[float]] = {s: [] for s in [*self.required, *self.optional]}
+        self._values: dict[str, list[Any]] = {s: [] for s in self._stamps}
+        self._history = history
+        self._pending: deque[tuple[float, Any]] = deque()
+        self.unmatched = 0  # frames dropped: no message close enough, or waited too long
+
+    def reset(self) -> None:
+        """Forget every message and the unmatched count (a new episode)."""
+        for s in self._stamps:
+            self._stamps[s].clear()
+            self._values[s].clear()
+        self._pending.clear()
+        self.unmatched = 0
+
+    def add(self, source: str, stamp: float, value: Any) -> list[tuple[float, dict[str, Any]]]:
+        """Offer one message; returns the frames it completed, ``(frame stamp, {source: value})``."""
+        stamp = float(stamp)
+        if source == self.frame_source:
+            self._pending.append((stamp, value))
+        elif source in self._stamps:
+            stamps, values = self._stamps[source], self._values[source]
+            i = bisect.bisect_right(stamps, stamp)
+            if i and stamps[i - 1] == stamp:  # a re-published message: keep the newest value
+                values[i - 1] = value
+            else:
+                stamps.insert(i, stamp)
+                values.insert(i, value)
+            if len(stamps) > self._history:
+                del stamps[0], values[0]
+        else:
+            raise ValueError(f"unknown source {source!r}; this matcher pairs "
+                             f"{[self.frame_source, *self._stamps]}")
+        return self._complete()
+
+    def _nearest(self, source: str, t: float, wait: bool) -> tuple[str, Any]:
+        """("ok", value) | ("wait", None) | ("far", None)."""
+        stamps = self._stamps[source]
+        i = bisect.bisect_left(stamps, t)
+        after = i < len(stamps)
+        if wait and not after:
+            return "wait", None
+        candidates = [j for j in (i - 1, i) if 0 <= j < len(stamps)]
+        if not candidates:
+            return "far", None
+        j = min(candidates, key=lambda k: abs(stamps[k] - t))
+        if abs(stamps[j] - t) > self.max_skew_s:
+            return "far", None
+        return "ok", self._values[source][j]
+
+    def _complete(self) -> list[tuple[float, dict[str, Any]]]:
+        out = []
+        while self._pending:
+            t, value = self._pending[0]
+            parts, state = {self.frame_source: value}, "ok"
+            for source in self.required:
+                state, parts[source] = self._nearest(source, t, wait=True)
+                if state != "ok":
+                    break
+            if state == "wait" and len(self._pending) <= self.max_pending:
+                break  # the nearest message may still come
+            self._pending.popleft()
+            if state != "ok":
+                self.unmatched += 1
+                continue
+            for source in self.optional:
+                parts[source] = self._nearest(source, t, wait=False)[1]
+            out.append((t, parts))
+        return out
 
 
 def resize_image(rgb: np.ndarray, height: int, width: int) -> np.ndarray:

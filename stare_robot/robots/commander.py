@@ -11,7 +11,9 @@ On top of what ManiSkill's controller does, every command is made safe in this o
 2. inverse kinematics from the measured joints; if it does not converge the arm holds (as
    ManiSkill's controller does);
 3. the joint targets are clamped to the joint limits;
-4. the move is shortened along its own direction so no joint moves more than ``max_joint_step``.
+4. the move is shortened along its own direction so no joint moves more than ``max_joint_step``;
+5. the time given to reach the target (:meth:`EEDeltaCommander.duration`, the trajectory point's
+   ``time_from_start``) is stretched so no joint exceeds its ``max_joint_velocity``.
 
     commander = EEDeltaCommander(get_profile("panda"))
     cmd = commander.command(q_measured, action)    # ArmCommand: q_target (7,), gripper, ...
@@ -85,6 +87,7 @@ class EEDeltaCommander:
         workspace_low: Sequence[float] | None = None,
         workspace_high: Sequence[float] | None = None,
         max_joint_step: float | None = None,
+        max_joint_velocity: Sequence[float] | None = None,
     ):
         self.profile = profile
         self.kinematics = kinematics if kinematics is not None else Kinematics(profile)
@@ -104,6 +107,15 @@ class EEDeltaCommander:
         self.max_joint_step = float(profile.max_joint_step if max_joint_step is None else max_joint_step)
         if not self.max_joint_step > 0:
             raise ValueError(f"max_joint_step must be > 0 radians, got {self.max_joint_step}")
+        self.max_joint_velocity = np.asarray(
+            profile.max_joint_velocity if max_joint_velocity is None else max_joint_velocity,
+            dtype=np.float64,
+        ).reshape(-1)
+        if self.max_joint_velocity.shape != (profile.dof,) or not np.all(self.max_joint_velocity > 0):
+            raise ValueError(
+                f"max_joint_velocity must be {profile.dof} numbers > 0 (rad/s, one per arm joint), "
+                f"got {self.max_joint_velocity.tolist()}"
+            )
         self.lower = profile.lower_array
         self.upper = profile.upper_array
 
@@ -127,6 +139,12 @@ class EEDeltaCommander:
             clipped = np.clip(clipped, self.lower, self.upper)
             limited.append(LIMIT_STEP)
         return clipped, limited
+
+    def duration(self, q_current: np.ndarray, q_target: np.ndarray, period: float) -> float:
+        """Seconds to give a move from (dof,) ``q_current`` to ``q_target``: at least ``period``,
+        longer when a joint would otherwise exceed its velocity limit."""
+        needed = np.abs(np.asarray(q_target) - np.asarray(q_current)) / self.max_joint_velocity
+        return float(max(period, needed.max()))
 
     def command(self, q_current: np.ndarray, action: Sequence[float] | np.ndarray) -> ArmCommand:
         """Measured (dof,) arm joints + 7-D action -> safe :class:`ArmCommand`."""

@@ -4,7 +4,11 @@ A profile names the arm's joints as the robot's URDF does and as its ROS 2 drive
 (``joint_prefix``: franka_ros2 calls the Panda's joints ``panda_joint1..7`` or, on an FR3,
 ``fr3_joint1..7``), its joint limits, home pose, the workspace box the end effector may be sent to,
 the largest joint move allowed per control step, and the gripper's command range. A second robot
-(WidowX 250s) is a second entry in :data:`PROFILES`.
+(WidowX 250s, :data:`WIDOWX_250S`) is a second entry in :data:`PROFILES`.
+
+URDFs: the Panda's ships inside the ManiSkill3 wheel; the WidowX's is ManiSkill's downloadable
+``widowx250s`` asset pack, found under ManiSkill's asset directory (``$MS_ASSET_DIR/data``, default
+``~/.maniskill/data``). Either can be replaced by an explicit ``urdf_path``.
 
 Poses are 7-D ``[x, y, z, qw, qx, qy, qz]`` in the robot-base frame (metres, unit quaternion wxyz).
 """
@@ -12,6 +16,7 @@ Poses are 7-D ``[x, y, z, qw, qx, qy, qz]`` in the robot-base frame (metres, uni
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +46,24 @@ def _maniskill_asset(relative: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "assets" / relative
 
 
+def _maniskill_download(relative: str) -> Path:
+    """Path of a robot asset from ManiSkill's downloadable packs: ``$MS_ASSET_DIR/data/<relative>``
+    (ManiSkill's own default ``~/.maniskill/data``)."""
+    root = Path(os.environ.get("MS_ASSET_DIR", Path.home() / ".maniskill")) / "data"
+    path = root / relative
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"robot URDF {path} not found: download ManiSkill's asset pack "
+            "(python -m mani_skill.utils.download_asset widowx250s), point MS_ASSET_DIR at a folder "
+            "holding data/robots/..., or pass an explicit urdf_path"
+        )
+    return path
+
+
+# where a profile's ``urdf_asset`` is looked up
+URDF_SOURCES = {"maniskill_wheel": _maniskill_asset, "maniskill_download": _maniskill_download}
+
+
 @dataclass(frozen=True)
 class RobotProfile:
     """One arm. Joint tuples are in kinematic order (base to tip); limits in radians."""
@@ -59,9 +82,11 @@ class RobotProfile:
     workspace_low: tuple[float, float, float]  # EE position box, base frame (metres)
     workspace_high: tuple[float, float, float]
     max_joint_step: float  # largest |q_target - q| per control step (radians)
+    max_joint_velocity: tuple[float, ...]  # rad/s per arm joint: a command's duration respects it
     gripper_range: tuple[float, float]  # commanded finger position (closed, open) in metres
     finger_open_width: float  # finger joint position when fully open (metres)
     control_rate_hz: float
+    urdf_source: str = "maniskill_wheel"  # a key of URDF_SOURCES
 
     @property
     def dof(self) -> int:
@@ -69,7 +94,7 @@ class RobotProfile:
 
     @property
     def urdf_path(self) -> Path:
-        return _maniskill_asset(self.urdf_asset)
+        return URDF_SOURCES[self.urdf_source](self.urdf_asset)
 
     @property
     def lower_array(self) -> np.ndarray:
@@ -86,6 +111,8 @@ class RobotProfile:
                 f"joint prefix {prefix!r} is not used by robot {self.name!r}; "
                 f"valid: {', '.join(self.ros_prefixes)}"
             )
+        if prefix == self.joint_prefix:
+            return tuple(names)
         old = self.joint_prefix + "_"
         return tuple(prefix + "_" + n[len(old):] if n.startswith(old) else n for n in names)
 
@@ -152,13 +179,47 @@ PANDA = RobotProfile(
     workspace_low=(0.15, -0.5, -0.02),
     workspace_high=(0.85, 0.5, 0.7),
     max_joint_step=0.25,
+    # Franka's published maximum joint velocities (Panda; the FR3's are equal or higher)
+    max_joint_velocity=(2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61),
     # ManiSkill's gripper controller: -0.01 (squeezes thin objects) .. 0.04 m per finger
     gripper_range=(-0.01, 0.04),
     finger_open_width=0.04,
     control_rate_hz=20.0,
 )
 
-PROFILES: dict[str, RobotProfile] = {p.name: p for p in (PANDA,)}
+# Trossen/Interbotix WidowX 250s (6 DOF), as ManiSkill3's ``widowx250s`` pack models it (the
+# Interbotix description; wx250s.urdf). The Interbotix driver (interbotix_xsarm_control /
+# ros_control) publishes these joint names unprefixed, in the robot's namespace (e.g.
+# /wx250s/joint_states). Limits = the URDF's (= Interbotix's). Home = the measured Bridge-dataset
+# rest pose of ManiSkill's SimplerEnv scenes. Fingers: 0.015 (closed) .. 0.037 m.
+WIDOWX_250S = RobotProfile(
+    name="widowx250s",
+    urdf_asset="robots/widowx/wx250s.urdf",
+    urdf_source="maniskill_download",
+    base_link="base_link",
+    ee_link="ee_gripper_link",
+    arm_joints=("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate"),
+    gripper_joints=("left_finger", "right_finger"),
+    joint_prefix="",
+    ros_prefixes=("",),
+    lower=(-np.pi, -1.8849555921538759, -2.1467549799530254, -3.141582653589793,
+           -1.7453292519943295, -3.141582653589793),
+    upper=(np.pi, 1.9896753472735358, 1.6057029118347832, 3.141582653589793,
+           2.1467549799530254, 3.141582653589793),
+    home=(-0.01840777, 0.0398835, 0.22242722, -0.00460194, 1.36524296, 0.00153398),
+    # In front of the base over the table (Bridge's tabletop is at the base's height); the arm
+    # reaches ~0.65 m, the box keeps the gripper well inside that and above the table.
+    workspace_low=(0.12, -0.35, 0.0),
+    workspace_high=(0.50, 0.35, 0.40),
+    max_joint_step=0.3,
+    # the URDF's velocity limit (pi rad/s) halved: Dynamixel arms overshoot near their limit
+    max_joint_velocity=(np.pi / 2,) * 6,
+    gripper_range=(0.015, 0.037),
+    finger_open_width=0.037,
+    control_rate_hz=5.0,  # BridgeData v2's control rate
+)
+
+PROFILES: dict[str, RobotProfile] = {p.name: p for p in (PANDA, WIDOWX_250S)}
 
 
 def get_profile(name: str) -> RobotProfile:

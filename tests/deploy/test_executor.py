@@ -4,12 +4,14 @@ repeats an old action; the next good answer resumes."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from stare_robot.deploy.executor import ChunkExecutor, ControlLoop
 from stare_robot.deploy.pairing import StaleObservation
+from stare_robot.keys import GRIPPER_CLOSED, GRIPPER_OPEN
 
 
 class ScriptedPolicy:
@@ -154,3 +156,49 @@ def test_one_fault_counts_once_though_its_details_change_every_tick():
     assert loop.status.faults == 1 and "400 ms" in loop.status.reason
     loop.tick(1.0, StaleObservation("no joint_states message received yet"))
     assert loop.status.faults == 1  # still the same kind: a stale observation
+
+
+def test_execute_steps_runs_only_the_head_of_each_chunk():
+    # as `stare-robot eval --execute-steps 2`: steps 1, 2 of the first chunk, then 10, 11
+    policy = ScriptedPolicy([chunk(1, n=4), chunk(10, n=4), chunk(20, n=4)])
+    loop = ControlLoop(policy, wait_s=2.0, execute_steps=2)
+    xs = [loop.tick(t, OBS).action[0] for t in range(5)]
+    assert xs == [1, 2, 10, 11, 20] and policy.calls == 3
+    with pytest.raises(ValueError, match="execute_steps"):
+        ControlLoop(policy, execute_steps=0)
+
+
+def test_reset_forgets_the_queued_steps_and_reopens_the_hold_gripper():
+    policy = ScriptedPolicy([chunk(1, n=4, gripper=GRIPPER_CLOSED), chunk(50)])
+    loop = ControlLoop(policy, wait_s=2.0)
+    assert loop.tick(0.0, OBS).action[0] == 1  # three steps of the old chunk still queued
+    loop.reset()
+    assert np.array_equal(loop.executor.hold_action(), [0, 0, 0, 0, 0, 0, GRIPPER_OPEN])
+    assert loop.tick(1.0, OBS).action[0] == 50  # asks again instead of running step 2
+
+
+def test_reset_discards_the_answer_to_a_request_of_the_old_episode():
+    gate = threading.Event()
+    policy = ScriptedPolicy([gate, chunk(1), chunk(50)])
+    loop = ControlLoop(policy, wait_s=0.01, request_timeout_s=30.0, lockstep=True)
+    assert loop.tick(0.0, OBS).action is None  # the server is still thinking
+    loop.reset()
+    gate.set()  # the old request now answers chunk(1)...
+    deadline = time.monotonic() + 5
+    while len(policy.script) > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    loop.wait_s = 2.0
+    assert loop.tick(1.0, OBS).action[0] == 50  # ...and is never executed
+
+
+def test_a_chunk_reports_the_tag_of_the_observation_it_answered():
+    # real time: the answer comes ticks after the request; the chunk belongs to the old observation
+    gate = threading.Event()
+    loop = ControlLoop(ScriptedPolicy([gate, chunk(1), chunk(5)]), wait_s=0.01, request_timeout_s=30.0)
+    assert loop.tick(0.0, OBS, tag="obs@0").hold
+    gate.set()
+    deadline = time.monotonic() + 5
+    while not loop.predictor.wait(0.01) and time.monotonic() < deadline:
+        pass
+    assert loop.tick(1.0, OBS, tag="obs@1").action[0] == 1
+    assert loop.status.chunk_tag == "obs@0"

@@ -65,3 +65,58 @@ def test_build_observation_orders_state_resizes_image_and_derives_gripper():
     with pytest.raises(pr.InputUnavailableError, match="shape \\(14,\\).*\\(18,\\)"):
         pr.build_observation(m, {pr.SOURCE_JOINTS: (q[:7], v[:7]), pr.SOURCE_IMAGE: img}, "",
                              keys.DEFAULT_CAMERA, 0.04)
+
+
+def test_pairer_clear_forgets_every_source_until_fresh_messages_come():
+    p = pr.ObservationPairer([pr.SOURCE_JOINTS], max_age_s=10.0)
+    p.update(pr.SOURCE_JOINTS, "old", stamp=3.0, received=1.0)
+    assert p.latest(pr.SOURCE_JOINTS).stamp == 3.0
+    p.clear()
+    assert p.latest(pr.SOURCE_JOINTS) is None
+    with pytest.raises(pr.StaleObservation, match="no joint_states"):
+        p.pair(now=1.5)
+    p.update(pr.SOURCE_JOINTS, "new", stamp=0.0, received=2.0)
+    assert p.pair(now=2.5) == ({pr.SOURCE_JOINTS: "new"}, 0.0)
+
+
+def matcher(**kw) -> pr.StampMatcher:
+    return pr.StampMatcher(pr.SOURCE_IMAGE, [pr.SOURCE_JOINTS], optional=[pr.SOURCE_EE_POSE], **kw)
+
+
+def test_stamp_matcher_waits_for_the_joint_state_of_an_earlier_arriving_image():
+    m = matcher(max_skew_s=0.001)
+    assert m.add(pr.SOURCE_JOINTS, 0.05, "q@0.05") == []
+    # the image of step 0.10 arrives before its joint state: the newest joint state (0.05) is
+    # the wrong one, so the frame waits
+    assert m.add(pr.SOURCE_IMAGE, 0.10, "rgb@0.10") == []
+    assert m.add(pr.SOURCE_JOINTS, 0.10, "q@0.10") == [
+        (0.10, {pr.SOURCE_IMAGE: "rgb@0.10", pr.SOURCE_JOINTS: "q@0.10", pr.SOURCE_EE_POSE: None})]
+    assert m.unmatched == 0
+
+
+def test_stamp_matcher_takes_the_nearest_of_the_bracketing_messages_and_drops_far_frames():
+    m = matcher(max_skew_s=0.02)
+    for t in (0.0, 0.033, 0.066):
+        m.add(pr.SOURCE_JOINTS, t, f"q@{t}")
+    m.add(pr.SOURCE_EE_POSE, 0.033, "pose@0.033")
+    [(_, near_after)] = m.add(pr.SOURCE_IMAGE, 0.030, "a")
+    [(_, near_before)] = m.add(pr.SOURCE_IMAGE, 0.040, "b")
+    assert near_after[pr.SOURCE_JOINTS] == "q@0.033" and near_before[pr.SOURCE_JOINTS] == "q@0.033"
+    assert near_after[pr.SOURCE_EE_POSE] == "pose@0.033"  # optional, present: nearest too
+    assert m.add(pr.SOURCE_IMAGE, 0.050, "c")[0][1][pr.SOURCE_JOINTS] == "q@0.066"
+    m.add(pr.SOURCE_JOINTS, 0.2, "q@0.2")
+    assert m.add(pr.SOURCE_IMAGE, 0.13, "between") == [] and m.unmatched == 1  # 64 ms from both
+
+
+def test_stamp_matcher_emits_in_stamp_order_and_bounds_the_wait():
+    m = matcher(max_skew_s=0.001, max_pending=3)
+    for t in (0.1, 0.2, 0.3):
+        assert m.add(pr.SOURCE_IMAGE, t, t) == []
+    out = m.add(pr.SOURCE_JOINTS, 0.2, "q@0.2")  # 0.1 can no longer be matched; 0.2 can
+    assert [t for t, _ in out] == [0.2] and m.unmatched == 1
+    # a joint-state stream that stopped: frames wait, but never more than max_pending of them
+    for t in (0.4, 0.5, 0.6, 0.7, 0.8):
+        m.add(pr.SOURCE_IMAGE, t, t)
+    assert len(m._pending) <= 3 and m.unmatched == 1 + 3
+    with pytest.raises(ValueError, match="unknown source"):
+        m.add("depth", 0.0, None)

@@ -89,3 +89,37 @@ def test_discarded_episode_never_visible(tmp_path):
         rec.add_action(np.zeros(7))
     rec.discard()
     assert len(EpisodeStore.open(tmp_path / "s.zarr")) == 0
+
+
+def test_action_goes_to_the_frame_it_followed_by_receive_time_even_if_handed_over_late(tmp_path):
+    # a stamp-paired frame is handed over once its last part arrives, which can be after the
+    # action computed from it: the action still belongs to it, not to the frame before
+    rec = EpisodeRecorder(tmp_path / "s.zarr")
+    rec.start()
+    acts = [np.full(7, float(k), np.float32) for k in range(4)]
+    rec.add_frame(0.0, frame(1.0, 0), received=10.0)
+    rec.add_action(acts[0], received=10.5)
+    rec.add_action(acts[1], received=11.2)  # follows frame 1 (first message at 11.0)...
+    rec.add_frame(0.1, frame(1.0, 1), received=11.0)  # ...handed over only now
+    rec.add_frame(0.2, frame(1.0, 2), received=12.0)
+    rec.add_action(acts[3], received=12.9)  # frame 2's, arriving just before frame 3
+    rec.add_frame(0.3, frame(1.0, 3), received=13.0)
+    rec.add_action(acts[2], received=13.5)  # the last frame's action: it is kept at stop
+    ep = EpisodeStore.open(tmp_path / "s.zarr")[rec.stop()]
+    np.testing.assert_array_equal(ep[keys.ACTION][:], [acts[0], acts[1], acts[3], acts[2]])
+
+
+def test_an_action_stamped_with_its_observation_goes_to_that_frame_whatever_the_arrival_order(tmp_path):
+    rec = EpisodeRecorder(tmp_path / "s.zarr")
+    rec.start()
+    acts = [np.full(7, float(k), np.float32) for k in range(4)]
+    rec.add_frame(0.0, frame(1.0, 0), received=10.0)
+    rec.add_action(acts[0], received=10.5, after_stamp=0.0)
+    rec.add_action(acts[1], received=10.6, after_stamp=0.1)  # overtook its own frame's messages
+    rec.add_frame(0.1, frame(1.0, 1), received=11.0)
+    rec.add_frame(0.2, frame(1.0, 2), received=12.0)  # nothing followed 0.2: a hold
+    rec.add_action(acts[3], received=12.5, after_stamp=0.3)
+    rec.add_frame(0.3, frame(1.0, 3), received=13.0)
+    ep = EpisodeStore.open(tmp_path / "s.zarr")[rec.stop()]
+    hold = [0, 0, 0, 0, 0, 0, acts[1][-1]]  # zero motion, the gripper as last commanded
+    np.testing.assert_array_equal(ep[keys.ACTION][:], [acts[0], acts[1], hold, acts[3]])

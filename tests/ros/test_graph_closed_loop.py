@@ -79,8 +79,10 @@ def server(tmp_path):
 
 @sim
 def test_lockstep_closed_loop_episode_is_recorded_and_trains(tmp_path, server, probe, start_node):
-    from sensor_msgs.msg import JointState
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
     from stare_robot_ros.conversions import time_seconds
+    from stare_robot_ros.policy_client import image_array
     from std_msgs.msg import Float64MultiArray
     from std_srvs.srv import SetBool, Trigger
 
@@ -93,16 +95,21 @@ def test_lockstep_closed_loop_episode_is_recorded_and_trains(tmp_path, server, p
     procs = [start_node("sim_robot", params, camera_enabled="true", seed=3),
              start_node("robot_bridge", params),
              start_node("episode_recorder", params, store_path=str(store))]
-    steps, actions = [], []
+    steps, actions, images = [], [], {}
     probe.create_subscription(JointState, "joint_states",
                               lambda m: steps.append(round(time_seconds(m.header.stamp) * 20)), 50)
+    probe.create_subscription(  # sim_robot's camera, by step: what each recorded frame must hold
+        Image, "camera/image_raw",
+        lambda m: images.setdefault(round(time_seconds(m.header.stamp) * 20), image_array(m).copy()),
+        qos_profile_sensor_data)
     probe.create_subscription(Float64MultiArray, "action", lambda m: actions.append(list(m.data)), 50)
     start = probe.create_client(Trigger, "episode_recorder/start")
     stop = probe.create_client(Trigger, "episode_recorder/stop")
     label = probe.create_client(SetBool, "episode_recorder/label")
     spin_until(probe, lambda: steps, 120, "sim_robot's first joint state", procs)
     assert call(probe, start, Trigger.Request(), 30, procs).success
-    procs.append(start_node("policy_client", params, server_url=server.url))
+    # three listeners before the first action: robot_bridge, episode_recorder and this probe
+    procs.append(start_node("policy_client", params, server_url=server.url, lockstep_min_subscribers=3))
     spin_until(probe, lambda: max(steps) >= STEPS, 180, f"{STEPS} lock-step steps", procs)
     procs.pop().stop()  # policy off: the sim stands still (lock-step)
     spin_for(probe, 1.0)
@@ -119,11 +126,21 @@ def test_lockstep_closed_loop_episode_is_recorded_and_trains(tmp_path, server, p
     ep = EpisodeStore.open(store)[report["episode_id"]]
     # every step whose action arrived: sim steps 0..n-1 (the last state has no action after it)
     assert len(ep) == sim_steps and report["dropped"] == 0
-    np.testing.assert_allclose(ep[keys.ACTION][:], np.asarray(actions, np.float32), atol=1e-6)
+    recorded, sent = ep[keys.ACTION][:], np.asarray(actions, np.float32)
+    wrong = np.flatnonzero(~np.all(np.isclose(recorded, sent, atol=1e-6), axis=1)).tolist()
+    assert not wrong, f"recorded actions of steps {wrong} differ from the ones sent: {recorded[wrong]}"
     ts = ep[keys.TIMESTAMP][:]
     assert np.all(np.diff(ts) > 0)
     np.testing.assert_allclose(ts, np.arange(len(ep)) / 20.0, atol=1e-6)  # sim time of each step
-    assert ep[keys.obs_rgb(keys.DEFAULT_CAMERA)].shape == (len(ep), 128, 128, 3)
+    rgb = ep[keys.obs_rgb(keys.DEFAULT_CAMERA)][:]
+    assert rgb.shape == (len(ep), 128, 128, 3)
+    # each step's image is the one sim_robot published with that step's stamp (paired by stamp,
+    # not the newest to arrive); the arm moves, so neighbouring steps' images differ
+    seen = [k for k in range(len(ep)) if k in images]
+    assert len(seen) >= len(ep) - 2, f"the probe saw images of steps {sorted(images)}"
+    for k in seen:
+        np.testing.assert_array_equal(rgb[k], images[k], err_msg=f"step {k}")
+    assert any(not np.array_equal(images[k], images[k + 1]) for k in seen if k + 1 in images)
     assert ep[keys.OBS_STATE].shape == (len(ep), 18) and np.all(np.isfinite(ep[keys.OBS_EE_POSE][:]))
     assert ep.attrs[keys.ATTR_SUCCESS] is False and ep.attrs[keys.ATTR_STAGE_NAMES]
     from stare_robot.stages import gripper_keyframes

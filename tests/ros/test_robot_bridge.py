@@ -71,7 +71,11 @@ def test_bridge_commands_from_valid_input_only_and_holds_on_estop(probe, start_n
     traj = arm[-1]
     assert list(traj.joint_names) == list(PROFILE.arm_joints)
     np.testing.assert_allclose(traj.points[-1].positions, want.q_target, atol=1e-6)
-    assert traj.points[-1].time_from_start.nanosec == 50_000_000  # one 20 Hz period
+    # one 20 Hz period, stretched so no joint exceeds the Panda's velocity limits
+    expected_s = EEDeltaCommander(PROFILE).duration(HOME, want.q_target, 0.05)
+    assert expected_s > 0.05  # this move is limited by velocity, not by the period
+    took = traj.points[-1].time_from_start
+    assert took.sec + took.nanosec * 1e-9 == pytest.approx(expected_s, abs=1e-9)
     assert grip[-1].data == pytest.approx(-0.01)  # closed
 
     # e-stop: an immediate hold at the measured joints, then actions are ignored until release

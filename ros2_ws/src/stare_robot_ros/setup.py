@@ -1,6 +1,8 @@
 """ament_python package of the stare-robot ROS 2 nodes; also pip-installable into the project's
 virtualenv (``pip install -e ros2_ws/src/stare_robot_ros``), which puts the node executables
-(``sim_robot``, ``robot_bridge``) on the venv's PATH."""
+(``sim_robot``, ``robot_bridge``, ``camera_node``, ...) on the venv's PATH."""
+
+from glob import glob
 
 from setuptools import setup
 
@@ -13,6 +15,10 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
+        # `ros2 launch stare_robot_ros deploy.launch.py` after a colcon build; the repository's
+        # top-level launch/ is a link to this folder
+        ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
+        ("share/" + package_name + "/launch/config", glob("launch/config/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -26,6 +32,7 @@ setup(
             "robot_bridge = stare_robot_ros.robot_bridge:main",
             "policy_client = stare_robot_ros.policy_client:main",
             "episode_recorder = stare_robot_ros.episode_recorder:main",
+            "camera_node = stare_robot_ros.camera_node:main",
         ],
     },
 )

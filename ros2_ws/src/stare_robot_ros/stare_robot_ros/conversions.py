@@ -8,12 +8,14 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float64
+from std_msgs.msg import Float64, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from stare_robot.robots.profiles import JointStateError, order_joints
 
-GRIPPER_MSG_TYPES = ("float64", "joint_trajectory")  # std_msgs/Float64 or a 1-joint trajectory
+# std_msgs/Float64, a 1-joint trajectory (a joint trajectory controller on the finger joint), or
+# std_msgs/Float64MultiArray (a ros2_control forward position controller's ``~/commands``)
+GRIPPER_MSG_TYPES = ("float64", "joint_trajectory", "float64_array")
 
 
 def time_msg(seconds: float) -> Time:
@@ -66,6 +68,8 @@ def gripper_msg(kind: str, joint: str, command: float, stamp: Time):
     """Gripper finger-position command as ``kind`` (one of GRIPPER_MSG_TYPES)."""
     if kind == "float64":
         return Float64(data=float(command))
+    if kind == "float64_array":
+        return Float64MultiArray(data=[float(command)])
     return joint_trajectory_msg([joint], [command], 0.0, stamp)
 
 
@@ -73,6 +77,10 @@ def gripper_command(msg, joint: str) -> float:
     """Finger position out of a gripper message (Float64 or JointTrajectory)."""
     if isinstance(msg, Float64):
         value = float(msg.data)
+    elif isinstance(msg, Float64MultiArray):
+        if len(msg.data) != 1:
+            raise JointStateError(f"gripper command array must hold 1 value, got {len(msg.data)}")
+        value = float(msg.data[0])
     else:
         value = float(trajectory_target(msg, [joint])[0])
     if not np.isfinite(value):
@@ -83,7 +91,7 @@ def gripper_command(msg, joint: str) -> float:
 def gripper_msg_class(kind: str):
     if kind not in GRIPPER_MSG_TYPES:
         raise ValueError(f"gripper_msg_type {kind!r} is not valid; use one of {GRIPPER_MSG_TYPES}")
-    return Float64 if kind == "float64" else JointTrajectory
+    return {"float64": Float64, "float64_array": Float64MultiArray}.get(kind, JointTrajectory)
 
 
 def pose_stamped_msg(pose: np.ndarray, frame_id: str, stamp: Time) -> PoseStamped:
@@ -115,14 +123,31 @@ def image_msg(rgb: np.ndarray, frame_id: str, stamp: Time) -> Image:
     return msg
 
 
-def camera_info_msg(K: np.ndarray, height: int, width: int, frame_id: str, stamp: Time) -> CameraInfo:
-    """Pinhole camera without distortion (a simulated camera)."""
+def depth_image_msg(depth_mm: np.ndarray, frame_id: str, stamp: Time) -> Image:
+    """(H, W) uint16 millimetres -> sensor_msgs/Image 16UC1 (REP 118's depth encoding)."""
+    depth_mm = np.ascontiguousarray(depth_mm, dtype=np.uint16)
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(depth_mm.shape[0]), int(depth_mm.shape[1])
+    msg.encoding = "16UC1"
+    msg.is_bigendian = 0
+    msg.step = 2 * msg.width
+    msg.data = depth_mm.astype("<u2").tobytes()
+    return msg
+
+
+def camera_info_msg(
+    K: np.ndarray, height: int, width: int, frame_id: str, stamp: Time,
+    distortion_model: str = "plumb_bob", distortion: Sequence[float] = (0.0,) * 5,
+) -> CameraInfo:
+    """Pinhole camera (default: no distortion, a simulated camera)."""
     msg = CameraInfo()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
     msg.height, msg.width = int(height), int(width)
-    msg.distortion_model = "plumb_bob"
-    msg.d = [0.0] * 5
+    msg.distortion_model = distortion_model
+    msg.d = [float(v) for v in distortion]
     msg.k = [float(v) for v in np.asarray(K).reshape(9)]
     msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     P = np.zeros((3, 4))

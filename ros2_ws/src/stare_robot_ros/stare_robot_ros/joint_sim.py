@@ -1,6 +1,6 @@
 """A ManiSkill3 task scene driven like a real arm: absolute joint targets in, joint states out.
 
-The env runs in ManiSkill's ``pd_joint_pos`` control mode (the same PD gains as every other Panda
+The env runs in ManiSkill's ``pd_joint_pos`` control mode (the same PD gains as every other
 controller), so a joint target computed outside by IK moves the arm exactly as ManiSkill's own
 ``pd_ee_delta_pose`` controller would have. No rclpy here; :mod:`stare_robot_ros.sim_robot` wraps it.
 
@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-
-from stare_robot.keys import DEFAULT_CAMERA
-from stare_robot.robots.profiles import RobotProfile
 from stare_robot.sim.env import build_maniskill_env
-from stare_robot.sim.tasks import ROBOT, get_task
+from stare_robot.sim.tasks import WIDOWX, get_task
+
+from stare_robot.robots.profiles import RobotProfile
 
 JOINT_CONTROL_MODE = "pd_joint_pos"
 DEFAULT_SIM_FREQ = 100  # ManiSkill's physics rate; the control rate must divide it
@@ -33,6 +32,34 @@ def sim_config_for_rate(control_rate_hz: float) -> dict[str, int]:
         raise ValueError(f"control_rate_hz must be a whole number of Hz >= 1, got {control_rate_hz}")
     substeps = max(1, round(DEFAULT_SIM_FREQ / rate))
     return {"control_freq": rate, "sim_freq": rate * substeps}
+
+
+def add_joint_control_to_bridge_widowx() -> None:
+    """Give ManiSkill's SimplerEnv-Bridge WidowX a ``pd_joint_pos`` arm controller (same gains and
+    gripper as its only, end-effector, controller), so a joint trajectory drives it as on the real
+    arm. ManiSkill builds that agent class inside the Bridge envs, so the class itself is extended,
+    once, in this (sim_robot) process."""
+    from mani_skill.agents.controllers import PDJointPosControllerConfig
+    from mani_skill.envs.tasks.digital_twins.bridge_dataset_eval.base_env import (
+        WidowX250SBridgeDatasetFlatTable as Agent,
+    )
+
+    original = Agent._controller_configs
+    if getattr(original.fget, "with_joint_control", False):
+        return
+
+    def controller_configs(agent):
+        configs = dict(original.fget(agent))
+        gripper = next(iter(configs.values()))["gripper"]
+        arm = PDJointPosControllerConfig(
+            agent.arm_joint_names, None, None, agent.arm_stiffness, agent.arm_damping,
+            agent.arm_force_limit, agent.arm_friction, normalize_action=False,
+        )
+        configs[JOINT_CONTROL_MODE] = {"arm": arm, "gripper": gripper}
+        return configs
+
+    controller_configs.with_joint_control = True
+    Agent._controller_configs = property(controller_configs)
 
 
 def _np(x) -> np.ndarray:
@@ -50,19 +77,25 @@ class JointSim:
         image_size: int = 128,
         control_rate_hz: float | None = None,
         sim_backend: str = "physx_cpu",
+        env_state: bool = False,
     ):
         spec = get_task(task)
-        if profile.name != ROBOT:
-            raise ValueError(f"ManiSkill task {task!r} uses robot {ROBOT!r}, not {profile.name!r}")
+        if profile.name != spec.robot:
+            raise ValueError(f"ManiSkill task {task!r} uses robot {spec.robot!r}, not {profile.name!r}")
+        if spec.robot == WIDOWX:
+            add_joint_control_to_bridge_widowx()
         if control_rate_hz is not None:  # sim time per step = 1 / control rate
             spec = dataclasses.replace(
                 spec, env_kwargs={**spec.env_kwargs, "sim_config": sim_config_for_rate(control_rate_hz)}
             )
         self.task = task
+        self.camera_name = spec.camera
         self.profile = profile
         self.camera = camera
+        self.with_env_state = env_state  # ManiSkill's flat state vector, for sim-only state policies
+        obs_mode = "+".join(m for m, on in (("rgb", camera), ("state", env_state)) if on) or "none"
         self.env = build_maniskill_env(
-            spec, "rgb" if camera else "none", JOINT_CONTROL_MODE, image_size, 1, sim_backend,
+            spec, obs_mode, JOINT_CONTROL_MODE, image_size, 1, sim_backend,
             max_episode_steps=10**9,  # the graph decides when an episode ends, not a time limit
         )
         self.base = self.env.unwrapped
@@ -116,12 +149,21 @@ class JointSim:
         """(H, W, 3) uint8 image of the task camera after the last step, None without camera."""
         if not self.camera or self._raw is None:
             return None
-        return _np(self._raw["sensor_data"][DEFAULT_CAMERA]["rgb"])[0].astype(np.uint8)
+        return _np(self._raw["sensor_data"][self.camera_name]["rgb"])[0].astype(np.uint8)
+
+    @property
+    def env_state(self) -> np.ndarray | None:
+        """(E,) float32 ManiSkill's flat ``state`` observation after the last step (what
+        ``obs/env_state`` holds in ``stare_robot.sim``), None unless built with ``env_state``."""
+        if not self.with_env_state or self._raw is None:
+            return None
+        raw = self._raw["state"] if isinstance(self._raw, dict) else self._raw
+        return _np(raw).reshape(-1).astype(np.float32)
 
     @property
     def camera_intrinsics(self) -> np.ndarray:
         """(3, 3) pinhole matrix K of the task camera (OpenCV convention)."""
-        params = self.base.scene.sensors[DEFAULT_CAMERA].get_params()
+        params = self.base.scene.sensors[self.camera_name].get_params()
         return _np(params["intrinsic_cv"])[0].astype(np.float64)
 
     @property

@@ -17,8 +17,9 @@ class NodeConfigError(ValueError):
 def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     """Build the node under the ``rclpy.init`` context and spin until SIGINT/SIGTERM.
 
-    rclpy's default signal handlers turn both signals into a clean shutdown; a bad parameter
-    exits with status 2 and one line saying what is wrong.
+    rclpy's default signal handlers turn both signals into a clean shutdown; a bad parameter (or
+    a start-up condition a callback finds unmet, raised as NodeConfigError) exits with status 2
+    and one line saying what is wrong.
     """
     try:
         with rclpy.init(args=args):
@@ -29,6 +30,9 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
                 return 2
             try:
                 rclpy.spin(node)
+            except NodeConfigError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
             finally:
                 close = getattr(node, "close", None)
                 if close is not None:

@@ -14,8 +14,14 @@ start: an input the graph cannot provide is refused by name (exit status 2).
 ``lockstep: true`` (sim_robot in lock-step): each action waits for a joint state newer than the
 one the previous action followed, and a hold publishes nothing (every command is a physics step;
 the sim clock stands still while the server thinks or a step's sensor messages are still
-arriving), so the graph steps exactly like an in-process rollout. The first action waits for a
-subscriber on ``action_topic``: a lock-step action nobody hears would stall the graph.
+arriving), so the graph steps exactly like an in-process rollout. The first action waits for
+``lockstep_min_subscribers`` subscribers on ``action_topic``: a lock-step action the bridge does
+not hear would stall the graph, and one the recorder misses would be recorded as a hold.
+
+``execute_steps`` (0 = the whole chunk) runs only the first steps of each chunk before asking
+again, like ``stare-robot eval --execute-steps``. ``~/reset`` (std_srvs/Trigger) starts a new
+episode: queued steps, any outstanding answer and every received message are forgotten (call it
+after resetting the robot, so lock-step sim time may start again from 0).
 
     policy_client --ros-args --params-file launch/config/franka_sim.yaml -p server_url:=http://127.0.0.1:8000
 """
@@ -30,8 +36,10 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float32MultiArray, Float64MultiArray, String
+from std_msgs.msg import Float32MultiArray, Float64MultiArray, MultiArrayDimension, String
+from std_srvs.srv import Trigger
 
+from stare_robot import keys
 from stare_robot.client import PolicyClient, PolicyServerError
 from stare_robot.deploy import executor as ex
 from stare_robot.deploy import pairing
@@ -49,12 +57,37 @@ def image_array(msg: Image) -> np.ndarray:
     return rgb[..., ::-1] if msg.encoding == "bgr8" else rgb
 
 
+def action_msg(action, after_stamp: float | None = None) -> Float64MultiArray:
+    """An action message; ``after_stamp`` (seconds) names the joint-state stamp it followed in the
+    layout's first dimension label (robot_bridge reads only ``data``; the recorder reads both)."""
+    msg = Float64MultiArray(data=[float(a) for a in action])
+    if after_stamp is not None and np.isfinite(after_stamp):
+        n = len(msg.data)
+        msg.layout.dim = [MultiArrayDimension(label=f"{keys.ACTION_STAMP_LABEL}={float(after_stamp)!r}",
+                                              size=n, stride=n)]
+    return msg
+
+
+def action_stamp(msg: Float64MultiArray) -> float | None:
+    """The stamp :func:`action_msg` put in ``msg`` (None when it carries none)."""
+    for dim in msg.layout.dim:
+        name, _, value = dim.label.partition("=")
+        if name == keys.ACTION_STAMP_LABEL:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
 class PolicyClientNode(Node):
     def __init__(self):
         super().__init__("policy_client")
         p = self._declare_parameters()
         if p["control_rate_hz"] <= 0:
             raise NodeConfigError(f"control_rate_hz must be > 0, got {p['control_rate_hz']}")
+        if p["execute_steps"] < 0:
+            raise NodeConfigError(f"execute_steps must be >= 0 (0 = the whole chunk), got {p['execute_steps']}")
         try:
             self.profile = get_profile(p["robot"])
             self.joint_names = [*self.profile.ros_arm_joints(p["joint_prefix"]),
@@ -77,13 +110,13 @@ class PolicyClientNode(Node):
             self.client, self.metadata.action_dim, request_timeout_s=p["request_timeout_s"],
             wait_s=p["wait_fraction"] * period, retry_period_s=p["retry_period_s"],
             lockstep=p["lockstep"], sensor_grace_s=p["max_observation_age_s"],
+            execute_steps=p["execute_steps"] or None,
         )
         self._last_stamp = -np.inf  # joint-state stamp the previous action followed (lock-step)
         self._last_reason = ""
         self._chunks_seen = 0
         self._logged_reason = "-"
         self._faults_logged = 0
-        self._obs_received = 0.0
         self.action_pub = self.create_publisher(Float64MultiArray, p["action_topic"], 10)
         self.status_pub = self.create_publisher(String, "~/status", 10)
         self.create_subscription(JointState, p["joint_states_topic"], self._on_joints, 10)
@@ -93,6 +126,7 @@ class PolicyClientNode(Node):
             self.create_subscription(PoseStamped, p["ee_pose_topic"], self._on_pose, 10)
         if pairing.SOURCE_ENV_STATE in sources:
             self.create_subscription(Float32MultiArray, p["env_state_topic"], self._on_env_state, 10)
+        self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_timer(period, self._tick)
         self.get_logger().info(f"policy {self.metadata.name} {self.metadata.version} at "
                                f"{self.client.url}, inputs {sorted(self.metadata.inputs)}")
@@ -107,11 +141,15 @@ class PolicyClientNode(Node):
             "instruction": "",
             "control_rate_hz": 20.0,
             "lockstep": False,
+            # lock-step: act once this many nodes listen on action_topic (bridge, recorder, ...):
+            # an action sent before a subscriber is matched never reaches it
+            "lockstep_min_subscribers": 1,
             "max_observation_age_s": 0.25,  # refuse observations older than this (receive time)
             "max_stamp_skew_s": 0.1,  # image / pose stamps this close to the joint state's
             "request_timeout_s": 0.5,  # no answer by then = server slow -> hold
             "retry_period_s": 0.2,  # after an error, ask again this much later
             "wait_fraction": 0.8,  # of a control period, waiting for an answer inside a tick
+            "execute_steps": 0,  # actions of each chunk executed before asking again; 0 = all
             "camera_name": "base_camera",  # the camera name in the policy's inputs
             "image_topic": "camera/image_raw",  # "" = no camera in this graph
             "joint_states_topic": "joint_states",
@@ -144,8 +182,7 @@ class PolicyClientNode(Node):
         except JointStateError as err:
             self.get_logger().warning(f"ignored joint state: {err}", throttle_duration_sec=1.0)
             return
-        self._obs_received = time.monotonic()
-        self.pairer.update(pairing.SOURCE_JOINTS, (q, v), conv.time_seconds(msg.header.stamp), self._obs_received)
+        self.pairer.update(pairing.SOURCE_JOINTS, (q, v), conv.time_seconds(msg.header.stamp), time.monotonic())
 
     def _on_image(self, msg: Image) -> None:
         try:
@@ -161,9 +198,16 @@ class PolicyClientNode(Node):
 
     def _on_env_state(self, msg: Float32MultiArray) -> None:
         # no header: stamped with the latest joint state's stamp so it pairs by age alone
-        joints = self.pairer._latest.get(pairing.SOURCE_JOINTS)
+        joints = self.pairer.latest(pairing.SOURCE_JOINTS)
         self.pairer.update(pairing.SOURCE_ENV_STATE, np.asarray(msg.data, np.float32),
                            joints.stamp if joints else 0.0, time.monotonic())
+
+    def _on_reset(self, request, response):
+        self.loop.reset()
+        self.pairer.clear()
+        self._last_stamp = -np.inf
+        response.success, response.message = True, "new episode: waiting for fresh observations"
+        return response
 
     # --- control tick ---
     def _tick(self) -> None:
@@ -176,19 +220,25 @@ class PolicyClientNode(Node):
                                             self.p["camera_name"], self.profile.finger_open_width)
         except pairing.StaleObservation as stale:
             obs, stamp = stale, None
-        if self.p["lockstep"] and self.action_pub.get_subscription_count() == 0:
-            obs = pairing.StaleObservation(f"no subscriber on {self.action_pub.topic_name} yet")
-        command = self.loop.tick(now, obs)
+        subscribers = self.action_pub.get_subscription_count()
+        if self.p["lockstep"] and subscribers < self.p["lockstep_min_subscribers"]:
+            obs = pairing.StaleObservation(f"{subscribers} of {self.p['lockstep_min_subscribers']} "
+                                           f"subscribers on {self.action_pub.topic_name} yet")
+        command = self.loop.tick(now, obs, tag=stamp)
+        sent_at = None
         if command.action is not None:
             if not command.hold and stamp is not None:
                 self._last_stamp = stamp
-            self.action_pub.publish(Float64MultiArray(data=[float(a) for a in command.action]))
+            self.action_pub.publish(action_msg(command.action, stamp))
+            sent_at = conv.time_seconds(self.get_clock().now().to_msg())
         new_chunk = self.loop.status.chunks_accepted != self._chunks_seen
         if command.reason != self._last_reason or new_chunk:
             self._chunks_seen = self.loop.status.chunks_accepted
-            self._report(command, time.monotonic() - self._obs_received)
+            self._report(command, self.loop.status.chunk_tag if new_chunk else None, sent_at)
 
-    def _report(self, command: ex.Command, latency_s: float) -> None:
+    def _report(self, command: ex.Command, obs_stamp: float | None, sent_at: float | None) -> None:
+        """``~/status``; with a new chunk also ``obs_stamp`` (the sensor stamp of the observation it
+        answered) and ``command_stamp`` (ROS time its first action was published), seconds."""
         self._last_reason = command.reason
         s = self.loop.status
         if command.hold and s.faults != self._faults_logged:  # once per fault, not per tick
@@ -200,7 +250,7 @@ class PolicyClientNode(Node):
         self.status_pub.publish(String(data=json.dumps({
             "holding": command.hold, "reason": command.reason, "faults": s.faults,
             "actions_sent": s.actions_sent, "holds_sent": s.holds_sent,
-            "obs_to_command_ms": round(latency_s * 1e3, 3)})))
+            "obs_stamp": obs_stamp, "command_stamp": sent_at})))
 
 
 def main(args=None) -> int:

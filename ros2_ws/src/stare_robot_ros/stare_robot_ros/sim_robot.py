@@ -1,11 +1,17 @@
-"""``sim_robot``: a ManiSkill3 Panda task scene that speaks the real Franka drivers' interfaces.
+"""``sim_robot``: a ManiSkill3 task scene that speaks the real robot drivers' interfaces.
+
+``robot`` picks the profile and must be the task's robot: ``panda`` (the Franka tabletop tasks) or
+``widowx250s`` (the SimplerEnv-Bridge tasks, e.g. ``PutCarrotOnPlateInScene-v1``, with the
+Interbotix joint names and the 640x480 ``3rd_view_camera``; launch/config/widowx_sim.yaml).
 
 Publishes ``joint_states`` (sensor_msgs/JointState, the driver's joint names), and with the camera
 on ``camera/image_raw`` + ``camera/camera_info``; takes arm commands as
 trajectory_msgs/JointTrajectory (the final point is the joint target) and gripper commands as
 std_msgs/Float64 or a JointTrajectory (finger position, metres). Services: ``~/reset``
 (std_srvs/Trigger, resets to the ``seed`` parameter — set it first to change seeds) and
-``~/success`` (std_srvs/Trigger, success = the task's success predicate now).
+``~/success`` (std_srvs/Trigger, success = the task's success predicate now). With ``env_state_topic`` set it
+also publishes ManiSkill's flat state vector (std_msgs/Float32MultiArray, right after each joint
+state; sim-only, for state-mode policies: no real robot has it).
 
 Two clocks (``clock_mode``):
 
@@ -25,6 +31,7 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float32MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -57,6 +64,7 @@ class SimRobotNode(Node):
             self.sim = JointSim(
                 p["task"], self.profile, camera=p["camera_enabled"], image_size=p["image_size"],
                 control_rate_hz=None if self.lockstep else p["control_rate_hz"],
+                env_state=bool(p["env_state_topic"]),
             )
         except ValueError as err:
             raise NodeConfigError(str(err)) from err
@@ -69,6 +77,8 @@ class SimRobotNode(Node):
         self.joint_pub = self.create_publisher(JointState, p["joint_states_topic"], 10)
         self.image_pub = self.create_publisher(Image, p["image_topic"], qos_profile_sensor_data)
         self.info_pub = self.create_publisher(CameraInfo, p["camera_info_topic"], qos_profile_sensor_data)
+        if p["env_state_topic"]:
+            self.env_state_pub = self.create_publisher(Float32MultiArray, p["env_state_topic"], 10)
         self.create_subscription(JointTrajectory, p["arm_command_topic"], self._on_arm, 10)
         self.create_subscription(gripper_cls, p["gripper_command_topic"], self._on_gripper, 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
@@ -103,6 +113,7 @@ class SimRobotNode(Node):
             "gripper_msg_type": "float64",
             "image_topic": "camera/image_raw",
             "camera_info_topic": "camera/camera_info",
+            "env_state_topic": "",  # "" = off; sim-only privileged state for state-mode policies
         }
         return {k: self.declare_parameter(k, v).value for k, v in defaults.items()}
 
@@ -157,6 +168,9 @@ class SimRobotNode(Node):
         self.joint_pub.publish(
             conv.joint_state_msg(names, self.sim.joint_positions, self.sim.joint_velocities, stamp)
         )
+        env_state = self.sim.env_state
+        if env_state is not None:  # after the joint state: the policy client stamps it with that one's
+            self.env_state_pub.publish(Float32MultiArray(data=env_state.tolist()))
         rgb = self.sim.image
         if rgb is not None:
             frame = self.p["camera_frame"]

@@ -1,6 +1,9 @@
 """Simulated Franka graph: sim_robot, robot_bridge, policy_client and episode_recorder, all reading
 launch/config/franka_sim.yaml; the policy runs behind `stare-robot serve` at ``server_url``.
 
+``deploy.launch.py robot:=franka sim:=true record:=true`` starts the same graph from the same params
+file (and the WidowX one, and the real robots); this file stays for its ``params:=`` argument.
+
 Needs a full ROS 2 install (``launch`` / ``launch_ros`` are not on PyPI):
 
     ros2 launch launch/franka_sim.launch.py server_url:=http://127.0.0.1:8000 \
