@@ -41,7 +41,8 @@ def check_token(headers: Mapping[str, str], settings: ServerSettings) -> None:
         raise ApiError(403, "invalid token")
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
+    # async on purpose: FastAPI runs a plain-def dependency on a thread pool (a hop per request)
     return request.app.state.stare
 
 

@@ -1,4 +1,4 @@
-"""Light client for the policy server: numpy + httpx + msgpack (+ websockets), never torch.
+"""Light client for the policy server: numpy + msgpack (+ websockets), never torch.
 
 :class:`PolicyClient` *is* a :class:`~stare_robot.policies.base.Policy`, so any loop that takes a
 policy (evaluation, ROS nodes) can drive a remote one::
@@ -10,7 +10,8 @@ policy (evaluation, ROS nodes) can drive a remote one::
                                 "instruction": "push the cube to the goal"})  # (chunk, 7) float32
 
 ``transport="websocket"`` keeps one persistent ``/v1/stream`` session (lowest latency);
-``"http"`` posts msgpack to ``/v1/act`` over a keep-alive connection. Both reconnect with bounded,
+``"http"`` posts msgpack to ``/v1/act`` over one keep-alive connection
+(:mod:`stare_robot.client_http`, far lighter than httpx per request). Both reconnect with bounded,
 exponentially backed-off retries when the server restarts, and fail with a clear
 :class:`PolicyServerTimeout` when it does not answer.
 """
@@ -22,13 +23,16 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal, Self
 
-import httpx
 import numpy as np
 
 from stare_robot import keys, wire
+from stare_robot.client_http import HttpConnection, HttpConnectionError, HttpResponse, HttpTimeout
 from stare_robot.policies.base import ArraySpec, Observation, Policy, PolicyMetadata
 
 Transport = Literal["http", "websocket"]
+
+
+_MSGPACK_HEADERS = {"Content-Type": wire.MSGPACK_CONTENT_TYPE, "Accept": wire.MSGPACK_CONTENT_TYPE}
 
 
 class PolicyServerError(RuntimeError):
@@ -116,10 +120,8 @@ class PolicyClient(Policy):
             raise ValueError(f"expect has unknown metadata field(s) {sorted(unknown)}; valid: "
                              f"{sorted(PolicyMetadata.__dataclass_fields__)}")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(
-            base_url=self.url, headers=self._headers,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-        )
+        self._http = HttpConnection(self.url, timeout=timeout, connect_timeout=connect_timeout,
+                                    headers=self._headers)
         self._ws = None
         self._metadata: PolicyMetadata | None = None
         self.server_metadata: dict[str, Any] = {}
@@ -150,12 +152,10 @@ class PolicyClient(Policy):
         if self.transport == "websocket":
             return self._infer_ws(wire.packb(clean))
         body = wire.packb({keys.WIRE_OBSERVATION: clean})
-        r = self._request("POST", "/v1/act", content=body,
-                          headers={"Content-Type": wire.MSGPACK_CONTENT_TYPE,
-                                   "Accept": wire.MSGPACK_CONTENT_TYPE})
-        if r.status_code != 200:
-            raise _error_from(r.status_code, r.text, f"{self.url}/v1/act")
-        return wire.unpackb(r.content)
+        r = self._request("POST", "/v1/act", body, _MSGPACK_HEADERS)
+        if r.status != 200:
+            raise _error_from(r.status, r.text, f"{self.url}/v1/act")
+        return wire.unpackb(r.body)
 
     # --- connection management ---
 
@@ -165,9 +165,12 @@ class PolicyClient(Policy):
             self._open_ws()
         else:
             r = self._request("GET", "/v1/metadata")
-            if r.status_code != 200:
-                raise _error_from(r.status_code, r.text, f"{self.url}/v1/metadata")
-            self._accept_metadata(r.json())
+            if r.status != 200:
+                raise _error_from(r.status, r.text, f"{self.url}/v1/metadata")
+            try:
+                self._accept_metadata(json.loads(r.body))
+            except ValueError as e:
+                raise MetadataMismatch(f"{self.url}/v1/metadata is not JSON ({e})") from None
         assert self._metadata is not None
         return self._metadata
 
@@ -188,20 +191,21 @@ class PolicyClient(Policy):
     def _sleep_before_retry(self, attempt: int) -> None:
         time.sleep(self.backoff_s * (2**attempt))
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, body: bytes = b"",
+                 headers: Mapping[str, str] | None = None) -> HttpResponse:
         """HTTP with bounded retries on connection failures and 503 (model loading)."""
         where = f"{self.url}{path}"
         last = ""
         for attempt in range(self.retries + 1):
             try:
-                r = self._http.request(method, path, **kwargs)
-            except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
+                r = self._http.request(method, path, body, headers)
+            except HttpTimeout:
                 # the server took the request but did not answer: retrying would double the wait
                 raise PolicyServerTimeout(f"{where}: no answer within {self.timeout} s") from None
-            except httpx.TransportError as e:  # refused, reset, connect timeout, closed keep-alive
-                last = f"{type(e).__name__}: {e}"
+            except HttpConnectionError as e:  # refused, reset, connect timeout, closed keep-alive
+                last = str(e)
             else:
-                if r.status_code != 503:
+                if r.status != 503:
                     return r
                 last = f"HTTP 503: {r.text}"
             if attempt < self.retries:
