@@ -6,6 +6,8 @@
   policy-visible and privileged observation dicts keyed by :mod:`stare_robot.keys`.
 - the EE-delta action convention lives in the core: :mod:`stare_robot.robots.ee_action`.
 - :mod:`.expert` — motion-planner solutions re-expressed as EE-delta rollouts.
+- :mod:`.bridge_tasks` — the SimplerEnv-WidowX (Bridge) envs: assets, observations, action mapping;
+  :mod:`.expert_bridge` — their scripted expert.
 - :mod:`.demos` — ``generate_demos`` and the ``stare-robot demos`` command.
 - :mod:`.replay` — ``replay_episode``: open-loop replay from the recorded seed.
 """

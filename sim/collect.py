@@ -95,9 +95,16 @@ def collect_rollouts(
     progress: bool = True,
     sim_backend: str = "auto",
     policy: Any = None,
+    min_per_outcome: int = 0,
+    max_num: int | None = None,
 ) -> dict[str, Any]:
     """Collect ``num`` sampled episodes of ``task`` into the store at ``out``; returns a summary
-    (``successes``, ``seeds``, ``lengths``, ``episode_ids``, ``out``)."""
+    (``successes``, ``seeds``, ``lengths``, ``episode_ids``, ``out``).
+
+    Success-vs-failure pairs need both outcomes, and a good (or poor) policy rarely gives one of
+    them: with ``min_per_outcome`` > 0, collection goes on past ``num`` (next seeds) until at
+    least that many successful and that many failed episodes are stored, or ``max_num`` episodes
+    were tried (default ``num``: no extension)."""
     from stare_robot.sim.env import make_env
     from stare_robot.sim.evaluate import (
         DEFAULT_EXECUTE_STEPS,
@@ -115,6 +122,12 @@ def collect_rollouts(
     spec = get_task(task)
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
+    max_num = num if max_num is None else max_num
+    if max_num < num or min_per_outcome < 0:
+        raise ValueError(
+            f"need max_num >= num and min_per_outcome >= 0, got max_num {max_num}, num {num}, "
+            f"min_per_outcome {min_per_outcome}"
+        )
     max_steps = default_max_steps(spec.name) if max_steps is None else max_steps
     execute_steps = DEFAULT_EXECUTE_STEPS if execute_steps is None else execute_steps
     noise_std = DEFAULT_CHAIN_NOISE_STD if noise_std is None else noise_std
@@ -147,10 +160,16 @@ def collect_rollouts(
     }
     try:
         check_policy_fits_env(policy, env.reset(seed=seed).obs, spec.name)
-        bar = tqdm(
-            range(seed, seed + num), desc=f"rollouts {spec.name}", unit="ep", disable=not progress
-        )
-        for s in bar:
+        bar = tqdm(total=num, desc=f"rollouts {spec.name}", unit="ep", disable=not progress)
+        for s in range(seed, seed + max_num):
+            wins = sum(summary["successes"])
+            rarest = min(wins, len(summary["successes"]) - wins)
+            if s - seed >= num and rarest >= min_per_outcome:
+                break
+            if s - seed == num:  # extending: one outcome is rare
+                bar.total = max_num
+                bar.refresh()
+            bar.update()
             records, success = collect_episode(env, policy, s, max_steps, execute_steps, noise_std)
             attrs = {**episode_attrs(env, s, success), **policy_attrs}
             if not records:  # solved at reset: nothing to learn from
@@ -165,6 +184,7 @@ def collect_rollouts(
             summary["lengths"].append(len(records))
             summary["episode_ids"].append(episode_id)
             bar.set_postfix(success=f"{np.mean(summary['successes']):.2f}")
+        bar.close()
     finally:
         env.close()
     return summary
@@ -182,6 +202,10 @@ class RolloutsArgs:
     """Episode store to create or append to."""
     num: int = 40
     """Episodes to collect."""
+    min_per_outcome: int = 0
+    """Keep collecting past --num until this many successes and failures are stored."""
+    max_num: int | None = None
+    """Most episodes to try when extending (default: --num)."""
     seed: int = DEFAULT_COLLECT_SEED
     """First env seed (demos use 0.., evaluation 10 000..)."""
     max_steps: int | None = None
@@ -218,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             args.noise_std,
             not args.quiet,
             args.sim_backend,
+            min_per_outcome=args.min_per_outcome,
+            max_num=args.max_num,
         )
     except (UnknownTaskError, EvalInputError, StoreError, FileNotFoundError, ValueError) as err:
         print(f"stare-robot rollouts: {err}", file=sys.stderr)

@@ -1,9 +1,13 @@
-"""Expert demonstrations: motion-planner solutions recorded in the 7-D EE-delta action space.
+"""Expert demonstrations recorded in the 7-D EE-delta action space.
 
     stare-robot demos --task PushCube-v1 --num 100 --seed 0 --out data/pushcube.zarr [--obs rgb]
+    stare-robot demos --task PutCarrotOnPlateInScene-v1 --num 50 --out data/carrot.zarr
 
-Seeds ``seed, seed + 1, ...`` are tried until ``num`` episodes succeed in the ``pd_ee_delta_pose``
-env (see :mod:`stare_robot.sim.expert`); only those are committed, each with its seed so
+The expert is the task's (``TaskSpec.expert``): ManiSkill's motion-planner solutions for the Franka
+tasks (:mod:`stare_robot.sim.expert`), a scripted pick-and-place for the SimplerEnv-WidowX tasks
+(:mod:`stare_robot.sim.expert_bridge`; their assets come from ``MS_ASSET_DIR``).
+Seeds ``seed, seed + 1, ...`` are tried until ``num`` episodes succeed in the EE-delta env; only
+those are committed, each with its seed so
 :func:`stare_robot.sim.replay.replay_episode` can reproduce it. Per step the episode holds the
 observation *before* the action (``obs/*`` and the privileged ``sim/*`` state), the action, and the
 ``reward`` / ``sim/success`` the action produced.
@@ -20,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 from stare_robot.sim.env import OBS_MODES, SimEnv, Step, make_env
-from stare_robot.sim.tasks import ROBOT, UnknownTaskError, get_task
+from stare_robot.sim.tasks import EXPERT_SCRIPTED, UnknownTaskError, get_task
 
 import stare_robot
 from stare_robot import keys
@@ -38,7 +42,7 @@ def episode_attrs(sim: SimEnv, seed: int, success: bool) -> dict[str, Any]:
         keys.ATTR_TASK: spec.name,
         keys.ATTR_ENV_ID: spec.env_id,
         keys.ATTR_INSTRUCTION: spec.instruction,
-        keys.ATTR_ROBOT: ROBOT,
+        keys.ATTR_ROBOT: spec.robot,
         keys.ATTR_SOURCE: "sim",
         keys.ATTR_SUCCESS: bool(success),
         keys.ATTR_SEED: int(seed),
@@ -47,8 +51,19 @@ def episode_attrs(sim: SimEnv, seed: int, success: bool) -> dict[str, Any]:
         keys.ATTR_CONTROL_RATE: sim.control_rate_hz,
         keys.ATTR_ACTION_SPACE: keys.ACTION_SPACE_EE_DELTA,
         keys.ATTR_CODE_VERSION: stare_robot.__version__,
-        keys.SIM_OBJ_HALF_SIZE: float(spec.obj_half_size),
+        **spec.stage_settings,  # obj_half_size and any other stage-family setting of the task
     }
+
+
+def make_expert(sim: SimEnv, sim_backend: str = "auto"):
+    """The task's expert on ``sim``: ``run(seed) -> Rollout`` and ``close()``."""
+    if sim.spec.expert == EXPERT_SCRIPTED:
+        from stare_robot.sim.expert_bridge import BridgeExpert
+
+        return BridgeExpert(sim)
+    from stare_robot.sim.expert import EEDeltaExpert
+
+    return EEDeltaExpert(sim, planner_backend=sim_backend)
 
 
 def step_record(before: Step, action: np.ndarray, after: Step, t: int, rate_hz: float) -> dict:
@@ -82,7 +97,6 @@ def generate_demos(
     Returns a summary: ``attempted``, ``kept``, ``failed`` ({reason: count}), ``seeds``,
     ``lengths`` (steps per kept episode), ``seconds``, ``out``.
     """
-    from stare_robot.sim.expert import EEDeltaExpert
     from tqdm.auto import tqdm
 
     from stare_robot.data.store import EpisodeStore
@@ -109,7 +123,7 @@ def generate_demos(
         sim_backend=sim_backend,
         max_episode_steps=EPISODE_STEP_LIMIT,
     )
-    expert = EEDeltaExpert(sim, planner_backend=sim_backend)
+    expert = make_expert(sim, sim_backend)
     bar = tqdm(total=num, desc=f"demos {spec.name} ({obs_mode})", unit="ep", disable=not progress)
     try:
         while len(seeds) < num and attempted < max_attempts:
@@ -168,7 +182,8 @@ class DemosArgs:
     """Generate motion-planner demonstrations (7-D EE-delta actions) into a Zarr episode store."""
 
     task: str
-    """Task name, e.g. PushCube-v1 (StackCube-v1, PullCube-v1, LiftPegUpright-v1, PickCube-v1)."""
+    """Task name, e.g. PushCube-v1 (StackCube-v1, PullCube-v1, LiftPegUpright-v1, PickCube-v1, or a
+    SimplerEnv-WidowX task such as PutCarrotOnPlateInScene-v1)."""
     out: Path
     """Episode store to create or append to."""
     num: int = 100
@@ -205,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             sim_backend=args.sim_backend,
             max_attempts=args.max_attempts,
         )
-    except (UnknownTaskError, ValueError, StoreError) as err:
+    except (UnknownTaskError, ValueError, StoreError, FileNotFoundError) as err:
         print(f"stare-robot demos: {err}", file=sys.stderr)
         return 2
     print(format_summary(summary))

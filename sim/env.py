@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
-from stare_robot.sim.tasks import ROBOT, TaskSpec, get_task
+from stare_robot.sim.tasks import WIDOWX, TaskSpec, get_task
 
 from stare_robot import keys
 
@@ -59,18 +59,29 @@ def build_maniskill_env(
     sim_backend: str = "auto",
     max_episode_steps: int | None = None,
 ):
-    """The raw ManiSkill3 gym env for ``spec`` (``obs_mode`` may also be ManiSkill's ``"none"``)."""
+    """The raw ManiSkill3 gym env for ``spec`` (``obs_mode`` may also be ManiSkill's ``"none"``).
+
+    Tasks whose env accepts one observation mode only (``spec.native_obs_mode``, e.g. the Bridge
+    envs' ``"rgb+segmentation"``) are built in that mode at the camera's own resolution, whatever
+    ``obs_mode`` asks; tasks with extra assets (``spec.assets``) check them first and raise
+    :class:`~stare_robot.sim.bridge_tasks.MissingAssetsError` naming the fix.
+    """
+    if spec.assets:
+        from stare_robot.sim.bridge_tasks import prepare_assets
+
+        prepare_assets(spec)  # before ManiSkill's own check, which would prompt and exit()
     import gymnasium as gym
     import mani_skill.envs  # noqa: F401  registers the ManiSkill3 env ids with gymnasium
 
+    native = spec.native_obs_mode is not None
     kwargs: dict[str, Any] = dict(
-        obs_mode=obs_mode,
+        obs_mode=spec.native_obs_mode if native else obs_mode,
         control_mode=control_mode,
         num_envs=num_envs,
         sim_backend=resolve_sim_backend(sim_backend),
         **spec.env_kwargs,
     )
-    if obs_mode == "rgb":
+    if obs_mode == "rgb" and not native:
         kwargs["sensor_configs"] = {"width": image_size, "height": image_size}
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
@@ -114,9 +125,11 @@ class SimEnv:
         num_envs: int = 1,
         sim_backend: str = "auto",
         max_episode_steps: int | None = None,
-        control_mode: str = keys.ACTION_SPACE_EE_DELTA,
+        control_mode: str | None = None,
     ):
+        """``control_mode`` None: the task's EE-delta controller (``TaskSpec.control_mode``)."""
         self.spec = get_task(task)
+        control_mode = control_mode or self.spec.control_mode
         if obs_mode not in OBS_MODES:
             raise ValueError(f"unknown obs_mode '{obs_mode}'; valid: {', '.join(OBS_MODES)}")
         if image_size < 16:
@@ -125,12 +138,13 @@ class SimEnv:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.obs_mode = obs_mode
         self.num_envs = num_envs
-        self.camera = keys.DEFAULT_CAMERA
+        self.camera = self.spec.camera
+        self.image_size = image_size
         self.env = build_maniskill_env(
             self.spec, obs_mode, control_mode, image_size, num_envs, sim_backend, max_episode_steps
         )
         self.base = self.env.unwrapped
-        self.robot = ROBOT
+        self.robot = self.spec.robot
         self.control_rate_hz = float(self.base.control_freq)
         self.max_episode_steps = self.env.spec.max_episode_steps if self.env.spec else None
         self.action_low = self.env.action_space.low.reshape(-1, keys.ACTION_DIM)[0]
@@ -154,9 +168,13 @@ class SimEnv:
                 f"action must be {keys.ACTION_DIM} finite numbers (dxyz, drot, gripper), got "
                 f"shape {action.shape}"
             )
-        raw, reward, terminated, truncated, info = self.env.step(action)
+        raw, reward, terminated, truncated, info = self.env.step(self._env_action(action))
         success = _np(info["success"]).astype(bool)
         return self._step(raw, _np(reward), _np(terminated), _np(truncated), success, info)
+
+    def _env_action(self, action: np.ndarray) -> np.ndarray:
+        """The ManiSkill action for one of ours (the Panda's controller takes ours as it is)."""
+        return action
 
     def close(self) -> None:
         self.env.close()
@@ -291,4 +309,9 @@ def make_env(
     ``sim_backend``: ``"auto"`` (GPU when CUDA is present, else CPU), ``"physx_cpu"`` or
     ``"physx_cuda"``. ``max_episode_steps``: None keeps ManiSkill's default for the task.
     """
+    spec = get_task(task)
+    if spec.robot == WIDOWX:  # SimplerEnv-Bridge tasks: their own observation and action adapter
+        from stare_robot.sim.bridge_tasks import BridgeSimEnv
+
+        return BridgeSimEnv(task, obs_mode, image_size, num_envs, sim_backend, max_episode_steps)
     return SimEnv(task, obs_mode, image_size, num_envs, sim_backend, max_episode_steps)

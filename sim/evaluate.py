@@ -48,6 +48,11 @@ DEFAULT_MAX_STEPS: dict[str, int] = {
     "PickCube-v1": 80,
     "StackCube-v1": 220,
     "LiftPegUpright-v1": 150,
+    # SimplerEnv-WidowX: the paper's (and SimplerEnv's) 60 steps at 5 Hz
+    "PutSpoonOnTableClothInScene-v1": 60,
+    "PutCarrotOnPlateInScene-v1": 60,
+    "StackGreenCubeOnYellowCubeBakedTexInScene-v1": 60,
+    "PutEggplantInBasketScene-v1": 60,
 }
 
 

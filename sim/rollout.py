@@ -59,7 +59,7 @@ def rollout_episode(
     if max_steps < 1 or execute_steps < 1:
         raise ValueError(f"max_steps and execute_steps must be >= 1, got {max_steps}, {execute_steps}")
     spec = env.spec
-    tracker = StageTracker(spec.stage_family, obj_half_size=spec.obj_half_size)
+    tracker = StageTracker(spec.stage_family, **spec.stage_settings)
     has_grasp = task_has_grasp(tracker.family.stage_names)
     camera_key = keys.obs_rgb(env.camera)
 

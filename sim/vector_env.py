@@ -135,6 +135,7 @@ class BatchedVectorEnv:
         self.num_envs = num_envs
         self.control_rate_hz = self.env.control_rate_hz
         self._last: Step | None = None
+        self._seeds = list(range(num_envs))
 
     def _split(self, step: Step, indices: Sequence[int]) -> dict[int, Step]:
         def row(d: dict[str, Any], i: int) -> dict[str, Any]:
@@ -154,9 +155,11 @@ class BatchedVectorEnv:
 
     def reset(self, indices: Sequence[int], seeds: Sequence[int]) -> dict[int, Step]:
         indices = [int(i) for i in indices]
-        raw, _ = self.env.env.reset(
-            seed=[int(s) for s in seeds], options={"env_idx": np.asarray(indices)}
-        )
+        # ManiSkill takes one seed per env of the scene even for a partial reset: keep the
+        # others' seeds, replace the reset envs'
+        for i, s in zip(indices, seeds):
+            self._seeds[i] = int(s)
+        raw, _ = self.env.env.reset(seed=list(self._seeds), options={"env_idx": np.asarray(indices)})
         success = np.asarray(self.env.base.evaluate()["success"].cpu()).astype(bool)
         self._last = self.env._step(raw, 0.0, False, False, success, {})
         return self._split(self._last, indices)

@@ -15,8 +15,9 @@ PAPER_TASKS = {
 
 
 def test_table_lists_the_five_tasks_with_their_stage_families():
-    assert {name: spec.stage_family for name, spec in TASKS.items()} == PAPER_TASKS
-    for spec in TASKS.values():
+    franka = {name: spec for name, spec in TASKS.items() if spec.robot == "panda"}
+    assert {name: spec.stage_family for name, spec in franka.items()} == PAPER_TASKS
+    for spec in franka.values():
         assert spec.instruction and spec.solver.startswith("solve")
         assert (spec.target_attr is not None) == (spec.stage_family == "stack")
 
