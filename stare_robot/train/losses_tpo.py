@@ -15,6 +15,13 @@ is completed when the episode entered the next one, i.e. ``furthest_stage >= k``
 stages contribute nothing; the 1/K normalisation uses the number of stages K (the paper's form),
 so a pair whose trajectories both stopped early weighs less than one that got through.
 
+Optional success anchor (an SFT-like term, added by the trainer with weight ``anchor``):
+
+    anchor loss = -mean over the pairs whose preferred trajectory succeeded of q(tau+)
+
+It raises the likelihood of successful trajectories' actions instead of only widening the gap
+to the rejected ones, which on its own can be won by making *both* less likely.
+
 Shapes: P pairs, T padded steps per trajectory, K stages. Everything here is plain torch with no
 knowledge of policies or stores; :mod:`stare_robot.train.tpo` computes the inputs.
 """
@@ -40,6 +47,7 @@ class PreferenceLoss:
     accuracy: torch.Tensor  # () fraction of pairs with margin > 0, ties (margin 0) count half
     stage_margin: torch.Tensor | None = None  # (P, K) per-stage beta-margins, 0 where gated out
     gate: torch.Tensor | None = None  # (P, K) bool stage counted
+    anchor: torch.Tensor | None = None  # () success anchor loss (set by the trainer)
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -64,6 +72,18 @@ def trajectory_log_ratio(
             f"{tuple(valid.shape)} must all be (P, T)"
         )
     return masked_mean(logp - ref_logp, valid)
+
+
+def success_anchor(q_chosen: torch.Tensor, chosen_success: torch.Tensor) -> torch.Tensor:
+    """() -mean of q(tau+) over the pairs whose preferred side succeeded (0 when none did).
+
+    q_chosen: (P,) trajectory log-ratios of the preferred sides; chosen_success: (P,) bool."""
+    if q_chosen.shape != chosen_success.shape or q_chosen.ndim != 1:
+        raise PreferenceInputError(
+            f"q_chosen {tuple(q_chosen.shape)} and chosen_success "
+            f"{tuple(chosen_success.shape)} must both be (P,)"
+        )
+    return -masked_mean(q_chosen, chosen_success)
 
 
 def stage_log_ratio(

@@ -5,7 +5,8 @@
 
 Episodes are grouped by (task, instruction); pairs never cross groups. Within a group, in order
 of preference strength (each kind shuffled with ``seed``, the list cut at ``cap`` per task, the
-paper's default being 50):
+paper's default being 50, and no episode used in more than ``max_uses`` pairs, so that a rare
+failure is not the rejected side of every pair):
 
 1. ``success_vs_failure`` - a successful episode over a failed one;
 2. ``success_by_cost``   - two successes, the lower total stage cost (sum of l_k) preferred, when
@@ -36,6 +37,10 @@ from stare_robot import keys
 PAIRS_FORMAT = "stare-robot-preference-pairs"
 PAIRS_VERSION = 1
 DEFAULT_CAP = 50  # pairs per task (the paper's protocol)
+# Most pairs one episode may appear in. Measured (benchmarks/tpo_comparison.py, PullCube-v1):
+# with 3 failures among 40 rollouts, 50 uncapped pairs reused each failure ~17 times and STA-TPO
+# overfit to them (94 % -> 64 % success).
+DEFAULT_MAX_USES = 4
 KINDS = ("success_vs_failure", "success_by_cost", "failure_by_progress")
 
 
@@ -171,11 +176,19 @@ def check_pair(pair: PreferencePair, index: int = 0) -> None:
 
 
 def build_pairs(
-    infos: list[EpisodeInfo], cap: int = DEFAULT_CAP, seed: int = 0, min_cost_gap: float = 1e-3
+    infos: list[EpisodeInfo],
+    cap: int = DEFAULT_CAP,
+    seed: int = 0,
+    min_cost_gap: float = 1e-3,
+    max_uses: int | None = DEFAULT_MAX_USES,
 ) -> list[PreferencePair]:
-    """Pairs per (task, instruction) group, strongest kinds first, at most ``cap`` per task."""
+    """Pairs per (task, instruction) group, strongest kinds first, at most ``cap`` per task and
+    at most ``max_uses`` pairs per episode (None: no limit)."""
     if cap < 1:
         raise ValueError(f"cap must be >= 1, got {cap}")
+    if max_uses is not None and max_uses < 1:
+        raise ValueError(f"max_uses must be >= 1 (or None for no limit), got {max_uses}")
+    uses: dict[tuple[str, str], int] = defaultdict(int)
     groups: dict[tuple[str, str], list[EpisodeInfo]] = defaultdict(list)
     for info in infos:
         groups[(info.task, info.instruction)].append(info)
@@ -200,6 +213,11 @@ def build_pairs(
                 if per_task[task] >= cap:
                     break
                 chosen, rejected = options[i]
+                sides = [(chosen.store, chosen.episode), (rejected.store, rejected.episode)]
+                if max_uses is not None and any(uses[side] >= max_uses for side in sides):
+                    continue
+                for side in sides:
+                    uses[side] += 1
                 pairs.append(PreferencePair(chosen, rejected, kind))
                 per_task[task] += 1
     return pairs
@@ -247,9 +265,10 @@ def make_pairs_file(
     cap: int = DEFAULT_CAP,
     seed: int = 0,
     progress: bool = False,
+    max_uses: int | None = DEFAULT_MAX_USES,
 ) -> list[PreferencePair]:
     infos = load_episode_infos(stores, progress)
-    pairs = build_pairs(infos, cap, seed)
+    pairs = build_pairs(infos, cap, seed, max_uses=max_uses)
     if not pairs:
         ok = sum(i.success for i in infos)
         raise PreferenceError(
@@ -257,7 +276,8 @@ def make_pairs_file(
             "successful, none comparable (need a success and a failure, two successes with "
             "different costs, or two failures reaching different stages under one task)"
         )
-    save_pairs(pairs, out, {"stores": [str(s) for s in stores], "cap": cap, "seed": seed})
+    settings = {"stores": [str(s) for s in stores], "cap": cap, "seed": seed, "max_uses": max_uses}
+    save_pairs(pairs, out, settings)
     return pairs
 
 
@@ -271,6 +291,8 @@ class PairsArgs:
     """Pairs JSON to write."""
     cap: int = DEFAULT_CAP
     """Most pairs per task."""
+    max_uses: int = DEFAULT_MAX_USES
+    """Most pairs one episode may appear in (0: no limit)."""
     seed: int = 0
     quiet: bool = False
 
@@ -282,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = tyro.cli(PairsArgs, args=argv, prog="stare-robot pairs")
     try:
-        pairs = make_pairs_file(args.stores, args.out, args.cap, args.seed, not args.quiet)
+        pairs = make_pairs_file(
+            args.stores, args.out, args.cap, args.seed, not args.quiet, args.max_uses or None
+        )
     except (PreferenceError, StoreError, ValueError) as err:
         print(f"stare-robot pairs: {err}", file=sys.stderr)
         return 2

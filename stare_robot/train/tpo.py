@@ -18,10 +18,17 @@ sampler records (demonstrations, teleoperated robot episodes) use their recorded
 chunks from every ``chunk_size``-th step - exact for the token head, impossible for the flow head
 (no chain), which is a clear error. The losses themselves are :mod:`.losses_tpo`.
 
-Logged per step (TensorBoard ``train/*`` and history.json): ``loss``, ``pref_accuracy`` (pairs
-with a positive margin), ``margin`` and, stage-aware, ``margin_<stage>`` (mean over the pairs
-where the stage counts). ``preference_eval.json`` holds the accuracy on ``--eval-pairs`` (default:
-the training pairs) before and after training.
+Keeping a good policy good (measured in benchmarks/tpo_comparison.py): the loss adds a success
+anchor (``--anchor``, :func:`~stare_robot.train.losses_tpo.success_anchor`); with held-out pairs
+(``--eval-pairs``) a checkpoint is scored every ``--select-every`` steps and final/ is the best of
+them *or the starting weights* (``selected_step`` 0); with fewer than ``--min-pairs`` training
+pairs nothing is trained and final/ is the starting checkpoint.
+
+Logged per step (TensorBoard ``train/*`` and history.json): ``loss``, ``pref_loss``,
+``anchor_loss``, ``pref_accuracy`` (pairs with a positive margin), ``margin`` and, stage-aware,
+``margin_<stage>`` (mean over the pairs where the stage counts). ``preference_eval.json`` holds
+the accuracy on ``--eval-pairs`` (default: the training pairs) before and after training, the
+selected step and every candidate's score.
 """
 
 from __future__ import annotations
@@ -41,16 +48,20 @@ from stare_robot.train.losses_tpo import (
     preference_accuracy,
     sta_tpo_loss,
     stage_log_ratio,
+    success_anchor,
     tpo_loss,
     trajectory_log_ratio,
 )
 from stare_robot.train.preferences import PreferenceError, PreferencePair, load_pairs
 
 DEFAULT_STEPS = 60
-DEFAULT_LR = 1e-5  # benchmarks/tpo_comparison.py: 5e-5 (60 steps) degraded PushCube SFT, 1e-5 did not
+DEFAULT_LR = 1e-5  # tpo_comparison: 5e-5 (60 steps) degraded PushCube SFT, 1e-5 did not
 DEFAULT_BETA = 0.1
 DEFAULT_LAMBDA = 1.0
 DEFAULT_PAIRS_PER_STEP = 2
+DEFAULT_ANCHOR = 0.1  # weight of the success anchor (losses_tpo.success_anchor)
+DEFAULT_SELECT_EVERY = 20  # steps between candidate checkpoints scored on the held-out pairs
+DEFAULT_MIN_PAIRS = 4  # fewer training pairs than this: keep the starting weights
 MAX_POINTS_PER_FORWARD = 64  # decision points per forward pass (bounds activation memory)
 
 
@@ -247,6 +258,7 @@ class PreferenceObjective(nn.Module):
         lam: float,
         noise_std: float,
         progress: bool = False,
+        anchor: float = 0.0,
     ):
         super().__init__()
         from tqdm.auto import tqdm
@@ -259,6 +271,7 @@ class PreferenceObjective(nn.Module):
             )
         self.policy = policy
         self.stage_aware, self.beta, self.lam, self.noise_std = stage_aware, beta, lam, noise_std
+        self.anchor = anchor
         self.stage_names = list(pairs[0].chosen.stage_names)
         self.pairs = pairs
         stores: dict[str, Any] = {}
@@ -301,16 +314,17 @@ class PreferenceObjective(nn.Module):
 
         lp_pos, ref_pos, st_pos, v_pos = side(pos)
         lp_neg, ref_neg, st_neg, v_neg = side(neg)
+        traj_pos = trajectory_log_ratio(lp_pos, ref_pos, v_pos)
+        chosen_success = torch.tensor([self.pairs[i].chosen.success for i in pair_index.tolist()])
+        anchor = success_anchor(traj_pos, chosen_success)
         if not self.stage_aware:
-            return tpo_loss(
-                trajectory_log_ratio(lp_pos, ref_pos, v_pos),
-                trajectory_log_ratio(lp_neg, ref_neg, v_neg),
-                self.beta,
-            )
+            result = tpo_loss(traj_pos, trajectory_log_ratio(lp_neg, ref_neg, v_neg), self.beta)
+            result.anchor = anchor
+            return result
         k = len(self.stage_names)
         q_pos, n_pos = stage_log_ratio(lp_pos, ref_pos, st_pos, v_pos, k)
         q_neg, n_neg = stage_log_ratio(lp_neg, ref_neg, st_neg, v_neg, k)
-        return sta_tpo_loss(
+        result = sta_tpo_loss(
             q_pos,
             q_neg,
             torch.stack([self.episodes[e].costs for e in pos]),
@@ -322,11 +336,15 @@ class PreferenceObjective(nn.Module):
             n_pos,
             n_neg,
         )
+        result.anchor = anchor
+        return result
 
     def training_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         result = self.pair_losses(torch.as_tensor(batch["pair_index"]))
         out = {
-            "loss": result.loss,
+            "loss": result.loss + self.anchor * result.anchor if self.anchor else result.loss,
+            "pref_loss": result.loss.detach(),
+            "anchor_loss": result.anchor.detach(),
             "pref_accuracy": result.accuracy.detach(),
             "margin": result.margin.mean().detach(),
         }
@@ -340,19 +358,22 @@ class PreferenceObjective(nn.Module):
     @torch.no_grad()
     def accuracy(self, chunk: int = 4) -> dict[str, float]:
         """Preference accuracy and mean margin over this objective's pairs, by the plain
-        trajectory log-ratio (the same yardstick for TPO and STA-TPO runs)."""
+        trajectory log-ratio (the same yardstick for TPO and STA-TPO runs). Each episode's
+        log-likelihood is computed once, ``chunk`` episodes per forward."""
         was_training = self.policy.training
         self.policy.eval()
-        stage_aware, self.stage_aware = self.stage_aware, False
-        margins = []
         try:
-            for start in range(0, len(self.pairs), chunk):
-                idx = torch.arange(start, min(start + chunk, len(self.pairs)))
-                margins.append(self.pair_losses(idx).margin)
+            q = []
+            for start in range(0, len(self.episodes), chunk):
+                part = self.episodes[start : start + chunk]
+                for i, logp in enumerate(episode_log_probs(self.policy, part, self.noise_std)):
+                    q.append((logp - self.ref_logp[start + i]).mean())
         finally:
-            self.stage_aware = stage_aware
             self.policy.train(was_training)
-        m = torch.cat(margins)
+        pos = [self.index[(p.chosen.store, p.chosen.episode)] for p in self.pairs]
+        neg = [self.index[(p.rejected.store, p.rejected.episode)] for p in self.pairs]
+        q = torch.stack(q)
+        m = self.beta * (q[pos] - q[neg])
         return {
             "pairs": int(m.numel()),
             "accuracy": float(preference_accuracy(m)),
@@ -407,6 +428,14 @@ class TPOArgs:
     steps: int = DEFAULT_STEPS
     pairs_per_step: int = DEFAULT_PAIRS_PER_STEP
     lr: float = DEFAULT_LR
+    anchor: float = DEFAULT_ANCHOR
+    """Weight of the success anchor: -mean log-ratio of the successful preferred trajectories
+    (0 turns it off)."""
+    select_every: int = DEFAULT_SELECT_EVERY
+    """With --eval-pairs: score a checkpoint every this many steps (and the starting weights) on
+    the held-out pairs and keep the best as final/ (0: keep the last)."""
+    min_pairs: int = DEFAULT_MIN_PAIRS
+    """Fewer training pairs than this: no training, final/ is the starting checkpoint."""
     warmup_steps: int = 5
     weight_decay: float = 0.0
     grad_clip: float = 1.0
@@ -431,8 +460,57 @@ def _noise_std(pairs: list[PreferencePair], override: float | None) -> float:
     return float(attrs.get(keys.ATTR_CHAIN_NOISE_STD, DEFAULT_CHAIN_NOISE_STD))
 
 
+def keep_starting_weights(args: TPOArgs, reason: str) -> dict[str, Any]:
+    """final/ = the starting checkpoint, with the reason in preference_eval.json."""
+    from stare_robot.policies import load_policy
+    from stare_robot.train.loop import save_final
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    final = save_final(out, load_policy(args.ckpt))
+    evaluation = {
+        "eval_before": None,
+        "eval_after": None,
+        "held_out": args.eval_pairs is not None,
+        "kept_reference": True,
+        "selected_step": 0,
+        "reason": reason,
+    }
+    (out / "preference_eval.json").write_text(json.dumps(evaluation, indent=2))
+    return {"history": [], "final": final, "world_size": 1, **evaluation, "out": out}
+
+
+def select_checkpoint(
+    objective: PreferenceObjective, out: Path, start_ckpt: Path, before: dict[str, float]
+) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
+    """Score every saved checkpoint on ``objective``'s (held-out) pairs, write the best (the
+    starting weights count as step 0 with ``before``) to final/; returns (step, its score, all
+    scores). Best = highest accuracy, then mean margin; ties go to the earlier step."""
+    from stare_robot.policies import load_policy
+    from stare_robot.train.loop import TRAINER_STATE, save_final
+
+    policy = objective.policy
+    scores = [{"step": 0, **before}]
+    states = {}
+    for ckpt in sorted((out / "checkpoints").glob("step_*")):
+        step = int(ckpt.name.removeprefix("step_"))
+        states[step] = ckpt
+        # the loop saved the objective's state ("policy." + the policy's names)
+        objective.load_state_dict(torch.load(ckpt / TRAINER_STATE, weights_only=False)["model"])
+        scores.append({"step": step, **objective.accuracy()})
+    best = max(scores, key=lambda r: (r["accuracy"], r["mean_margin"], -r["step"]))
+    if best["step"] == 0:
+        policy.load_state_dict(load_policy(start_ckpt).state_dict())
+    else:
+        state = torch.load(states[best["step"]] / TRAINER_STATE, weights_only=False)["model"]
+        objective.load_state_dict(state)
+    save_final(out, policy)
+    return best["step"], {k: best[k] for k in ("pairs", "accuracy", "mean_margin")}, scores
+
+
 def run_tpo(args: TPOArgs) -> dict[str, Any]:
-    """Train; returns the loop summary plus ``eval_before`` / ``eval_after`` accuracies."""
+    """Train; returns the loop summary plus ``eval_before`` / ``eval_after`` accuracies,
+    ``selected_step`` (the step final/ holds; 0 = the starting weights) and ``kept_reference``."""
     from stare_robot.policies import load_policy
     from stare_robot.train.loop import LoopConfig, seed_everything, train
     from stare_robot.train.preferences import make_pairs_file
@@ -440,8 +518,15 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
     for name in ("steps", "pairs_per_step", "threads"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.beta <= 0 or args.lr <= 0 or args.lam < 0:
-        raise ValueError(f"need beta > 0, lr > 0, lam >= 0; got {args.beta}, {args.lr}, {args.lam}")
+    if args.beta <= 0 or args.lr <= 0 or args.lam < 0 or args.anchor < 0:
+        raise ValueError(
+            f"need beta > 0, lr > 0, lam >= 0, anchor >= 0; got {args.beta}, {args.lr}, "
+            f"{args.lam}, {args.anchor}"
+        )
+    if args.select_every < 0 or args.min_pairs < 0:
+        raise ValueError(
+            f"need select_every >= 0 and min_pairs >= 0; got {args.select_every}, {args.min_pairs}"
+        )
     torch.set_num_threads(args.threads)
     pairs_path = Path(args.pairs)
     if pairs_path.is_dir():  # a store: build the pairs once, keep them with the run
@@ -449,8 +534,17 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
         if not (args.resume and pairs_path.is_file()):
             make_pairs_file([args.pairs], pairs_path, seed=args.seed)
     pairs = load_pairs(pairs_path)
+    if len(pairs) < args.min_pairs:
+        reason = (
+            f"{len(pairs)} training pairs < --min-pairs {args.min_pairs}: too little preference "
+            "data to move the policy safely; final/ keeps the starting weights"
+        )
+        if not args.quiet:
+            print(f"[tpo] {reason}")
+        return keep_starting_weights(args, reason)
     eval_pairs = load_pairs(args.eval_pairs) if args.eval_pairs is not None else None
     noise_std = _noise_std(pairs, args.noise_std)
+    select = eval_pairs is not None and args.select_every > 0
 
     seed_everything(args.seed)
     policy = load_policy(args.ckpt)
@@ -466,6 +560,7 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
         args.lam,
         noise_std,
         progress=not args.quiet,
+        anchor=args.anchor,
     )
     held_out = (
         make_evaluator(policy, ref, eval_pairs, noise_std) if eval_pairs is not None else None
@@ -475,7 +570,7 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
     def accuracy() -> dict[str, float]:
         return (held_out or objective).accuracy()
 
-    before = accuracy() if not args.resume else None
+    before = accuracy() if not args.resume or select else None
     policy.train()
     loop_cfg = LoopConfig(
         steps=args.steps,
@@ -485,7 +580,9 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
         grad_clip=args.grad_clip,
         seed=args.seed,
         log_every=args.log_every,
-        save_every=args.save_every,
+        # selection scores every select_every-th checkpoint, so all of them are kept
+        save_every=args.select_every if select else args.save_every,
+        keep_checkpoints=args.steps // args.select_every + 1 if select else 2,
         progress=not args.quiet,
     )
 
@@ -508,11 +605,18 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
         run_config=run_config,
         trainable=list(policy.parameters()),
     )
-    after = accuracy()
+    selection = None
+    if select:
+        step, after, selection = select_checkpoint(held_out, Path(args.out), args.ckpt, before)
+    else:
+        step, after = args.steps, accuracy()
     evaluation = {
         "eval_before": before,
         "eval_after": after,
         "held_out": args.eval_pairs is not None,
+        "selected_step": step,
+        "kept_reference": step == 0,
+        "selection": selection,
     }
     (Path(args.out) / "preference_eval.json").write_text(json.dumps(evaluation, indent=2))
     return {**summary, **evaluation, "out": Path(args.out)}
@@ -529,11 +633,16 @@ def main(argv: list[str] | None = None) -> int:
     except (PreferenceError, ReferenceMismatch, StoreError, FileNotFoundError, ValueError) as err:
         print(f"stare-robot train tpo: {err}", file=sys.stderr)
         return 2
+    method = "STA-TPO" if args.stage_aware else "TPO"
     before, after = summary["eval_before"], summary["eval_after"]
+    if after is None:
+        print(f"{method}: not trained ({summary['reason']}) -> {summary['final']}")
+        return 0
     start = f"{before['accuracy']:.2f} -> " if before else ""
+    kept = f", kept step {summary['selected_step']}" if summary["selection"] else ""
     print(
-        f"{'STA-TPO' if args.stage_aware else 'TPO'}: {args.steps} steps, preference accuracy "
-        f"{start}{after['accuracy']:.2f} on {after['pairs']} pairs -> {summary['final']}"
+        f"{method}: {args.steps} steps, preference accuracy {start}{after['accuracy']:.2f} on "
+        f"{after['pairs']} pairs{kept} -> {summary['final']}"
     )
     return 0
 

@@ -118,3 +118,30 @@ def test_cli_writes_pairs_and_reports_bad_input(store_path, tmp_path, capsys):
     )
     assert main([str(lonely), "--out", str(tmp_path / "none.json"), "--quiet"]) == 2
     assert "no preference pair" in capsys.readouterr().err
+
+
+def test_max_uses_spreads_a_rare_failure_over_few_pairs(tmp_path):
+    # five successes and a single failure: uncapped, the failure is the rejected side of all
+    # five success-vs-failure pairs; with max_uses=2 it appears in two pairs at most
+    specs = [{"task": "A", "success": True, "closes_at": 4, "opens_at": 10 + i} for i in range(5)]
+    specs.append({"task": "A", "success": False, "closes_at": None, "opens_at": None})
+    infos = load_episode_infos([make_store(tmp_path / "rare.zarr", specs)])
+    failure = next(i.episode for i in infos if not i.success)
+
+    def uses(pairs) -> dict[str, int]:
+        count: dict[str, int] = {}
+        for p in pairs:
+            for side in (p.chosen, p.rejected):
+                count[side.episode] = count.get(side.episode, 0) + 1
+        return count
+
+    free = build_pairs(infos, cap=50, seed=0, max_uses=None)
+    assert sum(p.rejected.episode == failure for p in free) == 5
+    capped = build_pairs(infos, cap=50, seed=0, max_uses=2)
+    assert sum(p.rejected.episode == failure for p in capped) == 2
+    assert max(uses(capped).values()) <= 2 < max(uses(free).values())
+    # the strongest kind still comes first
+    kinds = [p.kind for p in capped]
+    assert kinds[:2] == ["success_vs_failure"] * 2 and set(kinds[2:]) == {"success_by_cost"}
+    with pytest.raises(ValueError, match="max_uses must be >= 1"):
+        build_pairs(infos, max_uses=0)

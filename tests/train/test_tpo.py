@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -28,8 +29,6 @@ EPISODES = [
     {"task": "A", "success": False, "closes_at": 4, "opens_at": None},
     {"task": "A", "success": False, "closes_at": None, "opens_at": None},
 ]
-
-
 
 
 def tiny_policy(policy_type: str, stats_arrays: dict, seed: int = 0, **overrides):
@@ -108,6 +107,74 @@ def test_trainer_runs_resumes_and_writes_the_preference_evaluation(recorded, tmp
     resumed = run_tpo(TPOArgs(**{**vars(args), "steps": 6, "resume": True}))
     assert [h["step"] for h in resumed["history"]] == list(range(1, 7))
     assert resumed["history"][:4] == summary["history"][:4]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    sa, sb = load_policy(a).state_dict(), load_policy(b).state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_the_success_anchor_adds_minus_the_successful_preferred_log_ratio(recorded):
+    from stare_robot.train.tpo import episode_log_probs
+
+    policy, ref = load_policy(recorded["ckpt"]), load_policy(recorded["ckpt"])
+    torch.manual_seed(1)
+    with torch.no_grad():  # move the policy off its reference so the log-ratios are not zero
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    pairs = load_pairs(recorded["pairs"])
+    objective = PreferenceObjective(policy, ref, pairs, True, 0.5, 1.0, 0.1, anchor=2.0)
+    policy.eval()
+    losses = objective.training_losses({"pair_index": torch.arange(len(pairs))})
+    with torch.no_grad():
+        logps = episode_log_probs(policy, objective.episodes, 0.1)
+    q = [float((lp - r).mean()) for lp, r in zip(logps, objective.ref_logp)]
+    chosen = [
+        objective.index[(p.chosen.store, p.chosen.episode)] for p in pairs if p.chosen.success
+    ]
+    assert chosen and len(chosen) < len(pairs)  # the failure-by-progress pair is left out
+    expected = -sum(q[i] for i in chosen) / len(chosen)
+    assert abs(expected) > 1e-4
+    assert float(losses["anchor_loss"]) == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert float(losses["loss"].detach()) == pytest.approx(
+        float(losses["pref_loss"]) + 2.0 * expected, rel=1e-4, abs=1e-6
+    )
+
+
+def test_too_few_pairs_keep_the_starting_weights_and_say_so(recorded, tmp_path, capsys):
+    n = len(load_pairs(recorded["pairs"]))
+    out = tmp_path / "run"
+    argv = ["--ckpt", str(recorded["ckpt"]), "--pairs", str(recorded["pairs"]), "--out", str(out)]
+    assert main([*argv, "--min-pairs", str(n + 1), "--quiet"]) == 0
+    assert "not trained" in capsys.readouterr().out
+    assert same_weights(out / "final", recorded["ckpt"])
+    doc = json.loads((out / "preference_eval.json").read_text())
+    assert doc["kept_reference"] and f"{n} training pairs < --min-pairs {n + 1}" in doc["reason"]
+
+
+def test_selection_on_held_out_pairs_keeps_the_start_when_training_only_hurts(recorded, tmp_path):
+    """Held-out pairs that contradict the training pairs (every pair reversed): training ranks
+    them worse and worse, so the starting weights are kept; scored on pairs that agree with
+    training, a trained checkpoint is kept."""
+    from stare_robot.train.preferences import PreferencePair, save_pairs
+
+    reversed_pairs = [
+        PreferencePair(p.rejected, p.chosen, p.kind) for p in load_pairs(recorded["pairs"])
+    ]
+    contradicting = save_pairs(reversed_pairs, tmp_path / "reversed.json", {})
+    common = {"ckpt": recorded["ckpt"], "pairs": recorded["pairs"], "steps": 4, "lr": 1e-3}
+    common["select_every"] = 2
+    hurt = run_tpo(TPOArgs(**common, eval_pairs=contradicting, out=tmp_path / "hurt", quiet=True))
+    assert [r["step"] for r in hurt["selection"]] == [0, 2, 4]
+    assert hurt["selection"][-1]["accuracy"] < 0.5
+    assert hurt["selected_step"] == 0 and hurt["kept_reference"]
+    assert same_weights(tmp_path / "hurt" / "final", recorded["ckpt"])
+
+    helped = run_tpo(
+        TPOArgs(**common, eval_pairs=recorded["pairs"], out=tmp_path / "helped", quiet=True)
+    )
+    assert helped["selected_step"] in (2, 4) and helped["eval_after"]["accuracy"] > 0.5
+    assert not same_weights(tmp_path / "helped" / "final", recorded["ckpt"])
 
 
 def test_reference_of_another_architecture_is_a_clear_error(recorded, tmp_path, capsys):
@@ -215,6 +282,33 @@ def test_training_raises_held_out_preference_accuracy_on_real_rollouts(demo_stor
     assert after["accuracy"] > before["accuracy"]
     assert after["mean_margin"] > 0
 
+
+@pytest.mark.sim
+def test_collection_goes_on_until_both_outcomes_are_present_or_the_limit(demo_store, tmp_path):
+    """An untrained policy cannot succeed in 2 steps: asked for 1 episode and at least one of
+    each outcome, collection extends over the next seeds up to max_num, and stops there."""
+    from stare_robot.sim.collect import collect_rollouts
+
+    stats = store_stats(demo_store("PushCube-v1", num=2, seed=0))  # shared with tests/sim
+    env_dim = stats[keys.OBS_ENV_STATE].shape[1]
+    ckpt = tiny_policy("pi0_tokens", stats, num_bins=32, env_state_dim=env_dim).save_pretrained(
+        tmp_path / "ckpt"
+    )
+    summary = collect_rollouts(
+        ckpt,
+        "PushCube-v1",
+        1,
+        tmp_path / "r.zarr",
+        seed=20_000,
+        max_steps=2,
+        progress=False,
+        min_per_outcome=1,
+        max_num=3,
+    )
+    assert summary["seeds"] == [20_000, 20_001, 20_002]
+    assert summary["successes"] == [False] * 3
+    with pytest.raises(ValueError, match="max_num >= num"):
+        collect_rollouts(ckpt, "PushCube-v1", 4, tmp_path / "x.zarr", max_num=3)
 
 
 def test_rollouts_cli_reports_bad_input_before_any_simulation(recorded, tmp_path, capsys):

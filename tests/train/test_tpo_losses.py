@@ -11,6 +11,7 @@ from stare_robot.train.losses_tpo import (
     PreferenceInputError,
     sta_tpo_loss,
     stage_log_ratio,
+    success_anchor,
     tpo_loss,
     trajectory_log_ratio,
 )
@@ -150,3 +151,16 @@ def test_mismatched_shapes_are_named():
             0.1,
             1.0,
         )
+
+
+def test_success_anchor_is_minus_the_mean_log_ratio_of_successful_preferred_sides():
+    q = torch.tensor([0.4, -0.2, 1.0], requires_grad=True)
+    success = torch.tensor([True, True, False])
+    anchor = success_anchor(q, success)
+    assert float(anchor.detach()) == pytest.approx(-(0.4 - 0.2) / 2)
+    anchor.backward()
+    # only the successful sides are pulled up; a failed preferred side gets no gradient
+    assert q.grad.tolist() == pytest.approx([-0.5, -0.5, 0.0])
+    assert float(success_anchor(q.detach(), torch.zeros(3, dtype=torch.bool))) == 0.0
+    with pytest.raises(PreferenceInputError, match=r"q_chosen \(3,\) and chosen_success \(2,\)"):
+        success_anchor(q.detach(), success[:2])
