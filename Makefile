@@ -3,9 +3,7 @@ SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 TASK     ?= PushCube-v1
-NUM      ?= 100
-STEPS    ?= 2000
-EPISODES ?= 100
+BUDGET   ?= default
 RUN      ?= runs/$(TASK)
 
 .PHONY: setup demo test test-all lint clean
@@ -13,8 +11,8 @@ RUN      ?= runs/$(TASK)
 setup:  ## system packages (Mesa Vulkan, libusb) + .venv with the project; idempotent
 	bash scripts/setup.sh
 
-demo: setup  ## the main job on the embedded defaults: demos -> stages -> SFT -> evaluation
-	TASK="$(TASK)" NUM="$(NUM)" STEPS="$(STEPS)" EPISODES="$(EPISODES)" RUN="$(RUN)" bash scripts/main_job.sh
+demo: setup  ## the main job (IPI): demos -> stages -> SFT -> STA-TPO -> STA-PPO -> evaluation -> report
+	$(VENV)/bin/stare-robot ipi --task "$(TASK)" --budget "$(BUDGET)" --out "$(RUN)"
 
 test: setup  ## the default test suite (everything but `slow`)
 	$(VENV)/bin/pytest -m "not slow"
