@@ -342,7 +342,7 @@ class PI0Policy(nn.Module, Policy):
             timestep=time,
             actions=target,
             attention_mask=prefix.mask,
-            past_key_values=prefix.cache,
+            cache=prefix.cache,  # the prefix KV cache ("past_key_values" is deprecated)
         )
         velocity_error = (out.logits - (noise - target))[..., : self.config.action_dim]
         return _masked_mean(velocity_error.pow(2).mean(-1), ~is_pad)
@@ -409,7 +409,7 @@ class PI0Policy(nn.Module, Policy):
             noise=x,
             timestep=timestep,
             attention_mask=prefix.mask,
-            past_key_values=prefix.cache,
+            cache=prefix.cache,  # the prefix KV cache ("past_key_values" is deprecated)
         ).logits
         # drop this step's action tokens: the next step attends to the prefix only
         prefix.cache.crop(prefix_length - prefix.cache.get_seq_length())
