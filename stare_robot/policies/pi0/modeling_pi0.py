@@ -273,7 +273,7 @@ class PI0Policy(nn.Module, Policy):
             token_type_ids=torch.zeros_like(mask),  # all prefix: bidirectional attention
             use_cache=True,
         )
-        return Prefix(out.last_hidden_state, mask, out.past_key_values, queries_start)
+        return Prefix(out.last_hidden_state, mask, out.cache, queries_start)
 
     # --- training ---
 
