@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/vector_env_throughput.py [--obs state|rgb] [--steps 300]
 
 Measured in one run, same task and random actions: (a) the raw ManiSkill3 gym env stepped in
-this process, (b) ``make_vector_env`` with 1 worker process (overhead ratio = raw rate / vector
-rate), (c) with 2 worker processes (scaling = 2-process rate / 1-process rate; ideal 2 on two
+this process, (a') the project's ``SimEnv`` wrapper in this process (policy observation +
+privileged state per step: the wrapper's own share of the overhead), (b) ``make_vector_env`` with
+1 worker process (overhead ratio = raw rate / vector rate), (c) with 2 worker processes (scaling = 2-process rate / 1-process rate; ideal 2 on two
 idle cores). Rates are env steps per second, summed over environments. Writes
 benchmarks/results/vector_env_throughput_<obs>.json.
 """
@@ -41,6 +42,20 @@ def raw_rate(task: str, obs: str, steps: int) -> float:
     return rate
 
 
+def wrapped_rate(task: str, obs: str, steps: int) -> float:
+    from stare_robot.sim.env import make_env
+
+    env = make_env(task, obs, sim_backend="physx_cpu", max_episode_steps=10 * steps)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    for _ in range(steps):
+        env.step(rng.uniform(-1, 1, 7).astype(np.float32))
+    rate = steps / (time.perf_counter() - t)
+    env.close()
+    return rate
+
+
 def vector_rate(task: str, obs: str, steps: int, num_envs: int) -> float:
     from stare_robot.sim.vector_env import make_vector_env
 
@@ -66,11 +81,12 @@ def main() -> int:
         rows.append({
             "repeat": r,
             "raw": raw_rate(args.task, args.obs, args.steps),
+            "wrapped": wrapped_rate(args.task, args.obs, args.steps),
             "vector_1": vector_rate(args.task, args.obs, args.steps, 1),
             "vector_2": vector_rate(args.task, args.obs, args.steps, 2),
         })
         print(rows[-1], flush=True)
-    best = {k: max(row[k] for row in rows) for k in ("raw", "vector_1", "vector_2")}
+    best = {k: max(row[k] for row in rows) for k in ("raw", "wrapped", "vector_1", "vector_2")}
     doc = {
         "benchmark": "vector_env_throughput",
         "command": " ".join([".venv/bin/python", "benchmarks/vector_env_throughput.py", *sys.argv[1:]]),
@@ -81,12 +97,14 @@ def main() -> int:
         "rows_steps_per_s": rows,
         "best_steps_per_s": best,
         "overhead_ratio_raw_over_vector1": best["raw"] / best["vector_1"],
+        "overhead_ratio_raw_over_wrapped": best["raw"] / best["wrapped"],
+        "overhead_ratio_wrapped_over_vector1": best["wrapped"] / best["vector_1"],
         "scaling_vector2_over_vector1": best["vector_2"] / best["vector_1"],
     }
     out = ROOT / "benchmarks" / "results" / f"vector_env_throughput_{args.obs}.json"
     out.write_text(json.dumps(doc, indent=1))
-    print(json.dumps({k: doc[k] for k in ("best_steps_per_s", "overhead_ratio_raw_over_vector1",
-                                          "scaling_vector2_over_vector1")}, indent=1))
+    print(json.dumps({k: v for k, v in doc.items() if k.startswith(("best", "overhead", "scaling"))},
+                     indent=1))
     return 0
 
 
