@@ -24,6 +24,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _steps_per_s(env, steps: int) -> float:
+    """Random-action steps per second of a reset single env; closes it."""
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    for _ in range(steps):
+        env.step(rng.uniform(-1, 1, 7).astype(np.float32))
+    rate = steps / (time.perf_counter() - t)
+    env.close()
+    return rate
+
+
 def raw_rate(task: str, obs: str, steps: int) -> float:
     from stare_robot.sim.env import build_maniskill_env
     from stare_robot.sim.tasks import get_task
@@ -33,13 +44,7 @@ def raw_rate(task: str, obs: str, steps: int) -> float:
     env = build_maniskill_env(get_task(task), obs, keys.ACTION_SPACE_EE_DELTA,
                               max_episode_steps=10 * steps)
     env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    t = time.perf_counter()
-    for _ in range(steps):
-        env.step(rng.uniform(-1, 1, 7).astype(np.float32))
-    rate = steps / (time.perf_counter() - t)
-    env.close()
-    return rate
+    return _steps_per_s(env, steps)
 
 
 def wrapped_rate(task: str, obs: str, steps: int) -> float:
@@ -47,13 +52,7 @@ def wrapped_rate(task: str, obs: str, steps: int) -> float:
 
     env = make_env(task, obs, sim_backend="physx_cpu", max_episode_steps=10 * steps)
     env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    t = time.perf_counter()
-    for _ in range(steps):
-        env.step(rng.uniform(-1, 1, 7).astype(np.float32))
-    rate = steps / (time.perf_counter() - t)
-    env.close()
-    return rate
+    return _steps_per_s(env, steps)
 
 
 def vector_rate(task: str, obs: str, steps: int, num_envs: int) -> float:
