@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ except ImportError:  # the ros extra is not installed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ASSETS = REPO_ROOT.parent / "shared" / "assets"
+BRIDGE_PACK = SHARED_ASSETS / "maniskill_widowx_bridge_assets.tgz"
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +62,23 @@ def demo_store(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def bridge_assets(tmp_path_factory) -> Path:
+    """``MS_ASSET_DIR`` (also for child processes) pointing at the WidowX/Bridge asset pack,
+    unpacked once per session into a temporary directory (never into the repository); restored
+    afterwards. Skips when the pack is absent (it lives beside the project, at ../shared/assets/)."""
+    if not BRIDGE_PACK.is_file():
+        pytest.skip(f"the WidowX/Bridge asset pack is not at {BRIDGE_PACK}")
+    root = tmp_path_factory.mktemp("maniskill_assets")
+    with tarfile.open(BRIDGE_PACK) as tar:
+        tar.extractall(root, filter="data")
+    assets = root / "simpler_assets"  # ManiSkill reads $MS_ASSET_DIR/data
+    before = os.environ.get("MS_ASSET_DIR")
+    os.environ["MS_ASSET_DIR"] = str(assets)
+    yield assets
+    if before is None:
+        os.environ.pop("MS_ASSET_DIR", None)
+    else:
+        os.environ["MS_ASSET_DIR"] = before

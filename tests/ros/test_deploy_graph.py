@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_ASSETS
 from graph_server import ServerProcess
 from launch_files import launched_nodes
 from ros_graph import REPO_ROOT, call, probe, spin_until, start_node  # noqa: F401  (fixtures)
@@ -45,14 +43,6 @@ def tiny_checkpoint(out: Path, state_dim: int, camera: str) -> Path:
 
     build("pi0", "rgb", image_size=IMAGE_SIZE, state_dim=state_dim, cameras=(camera,)).save_pretrained(out)
     return out
-
-
-@pytest.fixture
-def bridge_assets(tmp_path, monkeypatch):
-    """The shared WidowX + Bridge scene pack as ManiSkill's asset dir (nodes inherit the env)."""
-    with tarfile.open(SHARED_ASSETS / "maniskill_widowx_bridge_assets.tgz") as tar:
-        tar.extractall(tmp_path / "assets", filter="data")
-    monkeypatch.setenv("MS_ASSET_DIR", str(tmp_path / "assets" / "simpler_assets"))
 
 
 @pytest.mark.parametrize("robot", list(ROBOTS))

@@ -9,7 +9,6 @@ from stare_robot.sim.tasks import TASKS, WIDOWX
 from stare_robot import keys
 
 pytestmark = pytest.mark.sim
-pytest_plugins = ["bridge_fixtures"]  # bridge_assets
 
 WIDOWX_TASKS = [name for name, spec in TASKS.items() if spec.robot == WIDOWX]
 

@@ -10,7 +10,6 @@ from stare_robot.data.store import EpisodeStore
 from stare_robot.policies.base import ArraySpec, Policy, PolicyMetadata
 
 pytestmark = pytest.mark.sim
-pytest_plugins = ["bridge_fixtures"]  # bridge_assets
 
 TASK = "PutCarrotOnPlateInScene-v1"
 

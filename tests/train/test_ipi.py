@@ -78,23 +78,13 @@ def test_killed_mid_step_resumes_from_its_checkpoint_and_completes(tmp_path):
 
 @pytest.mark.sim
 @pytest.mark.slow
-def test_ipi_runs_on_a_simplerenv_widowx_task(tmp_path):
+def test_ipi_runs_on_a_simplerenv_widowx_task(tmp_path, bridge_assets):
     """Issue 10: the whole pipeline accepts a Bridge task (scripted-expert demos, pick/place
     stages, WidowX PPO workers) from the shared asset pack."""
-    import tarfile
-
-    from conftest import SHARED_ASSETS
-
-    pack = SHARED_ASSETS / "maniskill_widowx_bridge_assets.tgz"
-    if not pack.is_file():
-        pytest.skip(f"the WidowX/Bridge asset pack is not at {pack}")
-    with tarfile.open(pack) as tar:
-        tar.extractall(tmp_path / "assets", filter="data")
-    env = {**os.environ, "MS_ASSET_DIR": str(tmp_path / "assets" / "simpler_assets")}
     out, task = tmp_path / "run", "PutCarrotOnPlateInScene-v1"
     cmd = [sys.executable, "-m", "stare_robot.train.ipi", "--task", task, "--budget", "tiny",
            "--out", str(out), "--quiet"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, check=False)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == task

@@ -110,31 +110,27 @@ def pose_array(msg: PoseStamped) -> np.ndarray:
     return np.array([p.x, p.y, p.z, q.w, q.x, q.y, q.z])
 
 
-def image_msg(rgb: np.ndarray, frame_id: str, stamp: Time) -> Image:
-    """(H, W, 3) uint8 -> sensor_msgs/Image rgb8."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+def _image(pixels: np.ndarray, encoding: str, frame_id: str, stamp: Time) -> Image:
+    """A C-contiguous (H, W[, C]) array -> sensor_msgs/Image of ``encoding``, little-endian."""
     msg = Image()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
-    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
-    msg.encoding = "rgb8"
-    msg.step = 3 * msg.width
-    msg.data = rgb.tobytes()
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = pixels.itemsize * (pixels.size // msg.height)
+    msg.data = pixels.tobytes()
     return msg
+
+
+def image_msg(rgb: np.ndarray, frame_id: str, stamp: Time) -> Image:
+    """(H, W, 3) uint8 -> sensor_msgs/Image rgb8."""
+    return _image(np.ascontiguousarray(rgb, dtype=np.uint8), "rgb8", frame_id, stamp)
 
 
 def depth_image_msg(depth_mm: np.ndarray, frame_id: str, stamp: Time) -> Image:
     """(H, W) uint16 millimetres -> sensor_msgs/Image 16UC1 (REP 118's depth encoding)."""
-    depth_mm = np.ascontiguousarray(depth_mm, dtype=np.uint16)
-    msg = Image()
-    msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    msg.height, msg.width = int(depth_mm.shape[0]), int(depth_mm.shape[1])
-    msg.encoding = "16UC1"
-    msg.is_bigendian = 0
-    msg.step = 2 * msg.width
-    msg.data = depth_mm.astype("<u2").tobytes()
-    return msg
+    return _image(np.ascontiguousarray(depth_mm, dtype="<u2"), "16UC1", frame_id, stamp)
 
 
 def camera_info_msg(
