@@ -94,7 +94,8 @@ class RobotBridgeNode(Node):
         self.base_frame = p["base_frame"] or self.profile.base_link
         self.period = 1.0 / p["control_rate_hz"]
         self.q: np.ndarray | None = None  # latest valid measured arm joints
-        self.finger: float | None = None  # latest measured finger position (metres)
+        self.finger: float | None = None  # observe mode: latest measured finger position (m)
+        self.pose: np.ndarray | None = None  # forward kinematics of self.q
         self.gripper = self.profile.gripper_range[1]  # last commanded finger position (open)
         self.estopped = False
         self._last_warned: dict[str, float] = {}
@@ -156,12 +157,13 @@ class RobotBridgeNode(Node):
             self._warn(f"ignored joint state: {err}")
             return
         self.q = q
-        try:
-            self.finger = float(order_joints(msg.name, msg.position, [self.gripper_joint])[0])
-        except JointStateError:
-            pass  # an arm-only driver: the gripper's opening is then the last command
-        pose = self.commander.kinematics.forward(q)
-        self.pose_pub.publish(conv.pose_stamped_msg(pose, self.base_frame, msg.header.stamp))
+        if self.p["mode"] == "observe":  # only observe mode reads the fingers
+            try:
+                self.finger = float(order_joints(msg.name, msg.position, [self.gripper_joint])[0])
+            except JointStateError:
+                pass  # an arm-only driver: the gripper's opening is then the last command
+        self.pose = self.commander.kinematics.forward(q)
+        self.pose_pub.publish(conv.pose_stamped_msg(self.pose, self.base_frame, msg.header.stamp))
 
     def _on_action(self, msg: Float64MultiArray) -> None:
         if self.estopped:
@@ -215,9 +217,9 @@ class RobotBridgeNode(Node):
             self.get_logger().warning(f"watchdog: no action for {silent:.2f} s: holding the arm")
 
     def _observe_tick(self) -> None:
-        if self.q is None:
+        if self.pose is None:
             return
-        pose = self.commander.kinematics.forward(self.q)
+        pose = self.pose
         if self._observed_pose is not None:
             finger = self.gripper if self.finger is None else self.finger
             arm = pose_delta_to_action(self._observed_pose, pose)
