@@ -319,23 +319,22 @@ class PreferenceObjective(nn.Module):
         anchor = success_anchor(traj_pos, chosen_success)
         if not self.stage_aware:
             result = tpo_loss(traj_pos, trajectory_log_ratio(lp_neg, ref_neg, v_neg), self.beta)
-            result.anchor = anchor
-            return result
-        k = len(self.stage_names)
-        q_pos, n_pos = stage_log_ratio(lp_pos, ref_pos, st_pos, v_pos, k)
-        q_neg, n_neg = stage_log_ratio(lp_neg, ref_neg, st_neg, v_neg, k)
-        result = sta_tpo_loss(
-            q_pos,
-            q_neg,
-            torch.stack([self.episodes[e].costs for e in pos]),
-            torch.stack([self.episodes[e].costs for e in neg]),
-            torch.tensor([self.episodes[e].furthest for e in pos]),
-            torch.tensor([self.episodes[e].furthest for e in neg]),
-            self.beta,
-            self.lam,
-            n_pos,
-            n_neg,
-        )
+        else:
+            k = len(self.stage_names)
+            q_pos, n_pos = stage_log_ratio(lp_pos, ref_pos, st_pos, v_pos, k)
+            q_neg, n_neg = stage_log_ratio(lp_neg, ref_neg, st_neg, v_neg, k)
+            result = sta_tpo_loss(
+                q_pos,
+                q_neg,
+                torch.stack([self.episodes[e].costs for e in pos]),
+                torch.stack([self.episodes[e].costs for e in neg]),
+                torch.tensor([self.episodes[e].furthest for e in pos]),
+                torch.tensor([self.episodes[e].furthest for e in neg]),
+                self.beta,
+                self.lam,
+                n_pos,
+                n_neg,
+            )
         result.anchor = anchor
         return result
 
@@ -490,20 +489,19 @@ def select_checkpoint(
     from stare_robot.train.loop import TRAINER_STATE, save_final
 
     policy = objective.policy
-    scores = [{"step": 0, **before}]
-    states = {}
-    for ckpt in sorted((out / "checkpoints").glob("step_*")):
-        step = int(ckpt.name.removeprefix("step_"))
-        states[step] = ckpt
+    best = {"step": 0, **before}
+    scores, best_state = [best], None
+    for ckpt in sorted((out / "checkpoints").glob("step_*")):  # ascending: ties keep the earlier
         # the loop saved the objective's state ("policy." + the policy's names)
-        objective.load_state_dict(torch.load(ckpt / TRAINER_STATE, weights_only=False)["model"])
-        scores.append({"step": step, **objective.accuracy()})
-    best = max(scores, key=lambda r: (r["accuracy"], r["mean_margin"], -r["step"]))
-    if best["step"] == 0:
+        state = torch.load(ckpt / TRAINER_STATE, weights_only=False)["model"]
+        objective.load_state_dict(state)
+        scores.append({"step": int(ckpt.name.removeprefix("step_")), **objective.accuracy()})
+        if (scores[-1]["accuracy"], scores[-1]["mean_margin"]) > (best["accuracy"], best["mean_margin"]):
+            best, best_state = scores[-1], state
+    if best_state is None:
         policy.load_state_dict(load_policy(start_ckpt).state_dict())
     else:
-        state = torch.load(states[best["step"]] / TRAINER_STATE, weights_only=False)["model"]
-        objective.load_state_dict(state)
+        objective.load_state_dict(best_state)
     save_final(out, policy)
     return best["step"], {k: best[k] for k in ("pairs", "accuracy", "mean_margin")}, scores
 
