@@ -4,11 +4,9 @@ The WidowX URDF comes from the shared ManiSkill asset pack, unpacked to a tempor
 
 from __future__ import annotations
 
-import tarfile
 
 import numpy as np
 import pytest
-from conftest import SHARED_ASSETS
 from scipy.spatial.transform import Rotation
 
 from stare_robot.robots import EEDeltaCommander, Kinematics, get_profile
@@ -16,31 +14,18 @@ from stare_robot.robots.commander import LIMIT_JOINTS, LIMIT_STEP, LIMIT_WORKSPA
 from stare_robot.robots.ee_action import pose_distance
 from stare_robot.robots.profiles import UnknownRobotError
 
-WIDOWX_PACK = SHARED_ASSETS / "maniskill_widowx_bridge_assets.tgz"
-URDF_IN_PACK = "simpler_assets/data/robots/widowx/wx250s.urdf"
-
-
-@pytest.fixture(scope="module")
-def widowx_asset_dir(tmp_path_factory):
-    """ManiSkill's asset dir (MS_ASSET_DIR) holding only the WidowX robot pack."""
-    if not WIDOWX_PACK.is_file():
-        pytest.skip(f"WidowX asset pack not at {WIDOWX_PACK}")
-    root = tmp_path_factory.mktemp("ms_assets")
-    with tarfile.open(WIDOWX_PACK) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith("simpler_assets/data/robots/widowx")]
-        tar.extractall(root, members=members, filter="data")
-    return root / "simpler_assets"
+URDF_IN_ASSETS = "data/robots/widowx/wx250s.urdf"
 
 
 @pytest.fixture(scope="module", params=["widowx250s", "panda"])
-def kin(request, widowx_asset_dir):
+def kin(request, bridge_assets):
     profile = get_profile(request.param)
     if profile.name == "widowx250s":
-        return Kinematics(profile, widowx_asset_dir.parent / URDF_IN_PACK)
+        return Kinematics(profile, bridge_assets / URDF_IN_ASSETS)
     return Kinematics(profile)
 
 
-def test_the_widowx_profile_names_the_interbotix_joints_and_finds_its_urdf(widowx_asset_dir, monkeypatch):
+def test_the_widowx_profile_names_the_interbotix_joints_and_finds_its_urdf(bridge_assets, monkeypatch):
     p = get_profile("widowx250s")
     assert p.dof == 6
     assert p.ros_arm_joints("") == ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate")
@@ -48,9 +33,9 @@ def test_the_widowx_profile_names_the_interbotix_joints_and_finds_its_urdf(widow
     with pytest.raises(UnknownRobotError, match="joint prefix 'wx250s' is not used by robot 'widowx250s'"):
         p.ros_arm_joints("wx250s")
     # ManiSkill's asset dir convention: $MS_ASSET_DIR/data/robots/widowx/wx250s.urdf
-    monkeypatch.setenv("MS_ASSET_DIR", str(widowx_asset_dir))
-    assert p.urdf_path == widowx_asset_dir / "data/robots/widowx/wx250s.urdf"
-    monkeypatch.setenv("MS_ASSET_DIR", str(widowx_asset_dir / "nowhere"))
+    monkeypatch.setenv("MS_ASSET_DIR", str(bridge_assets))
+    assert p.urdf_path == bridge_assets / "data/robots/widowx/wx250s.urdf"
+    monkeypatch.setenv("MS_ASSET_DIR", str(bridge_assets / "nowhere"))
     with pytest.raises(FileNotFoundError, match="download_asset widowx250s.*MS_ASSET_DIR"):
         _ = p.urdf_path
     # the gripper maps -1 .. +1 onto the finger range (metres), closed .. open

@@ -5,11 +5,9 @@ teleoperation (observe) mode that never commands the arm."""
 
 from __future__ import annotations
 
-import tarfile
 
 import numpy as np
 import pytest
-from conftest import SHARED_ASSETS
 from ros_graph import call, probe, spin_for, spin_until, start_node  # noqa: F401  (fixtures)
 
 from stare_robot.robots import EEDeltaCommander, Kinematics, get_profile
@@ -27,19 +25,10 @@ Q0 = np.array(PROFILE.home) + np.array([0.6, -0.4, 0.5, 0.0, -0.6, 0.2])  # far 
 # velocity limits, not the control period, to set how long the move home takes
 
 
-@pytest.fixture(scope="module")
-def widowx_assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ms_assets")
-    with tarfile.open(SHARED_ASSETS / "maniskill_widowx_bridge_assets.tgz") as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith("simpler_assets/data/robots/widowx")]
-        tar.extractall(root, members=members, filter="data")
-    return root / "simpler_assets"
-
-
 @pytest.fixture
-def bridge_env(widowx_assets, monkeypatch):
-    monkeypatch.setenv("MS_ASSET_DIR", str(widowx_assets))  # the node processes inherit it
-    return Kinematics(PROFILE, widowx_assets / "data/robots/widowx/wx250s.urdf")
+def bridge_env(bridge_assets):
+    # bridge_assets sets MS_ASSET_DIR, which the node processes inherit
+    return Kinematics(PROFILE, bridge_assets / "data/robots/widowx/wx250s.urdf")
 
 
 def _seconds(duration) -> float:
