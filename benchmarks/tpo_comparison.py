@@ -77,7 +77,7 @@ def stored_outcomes(store: Path) -> tuple[list[int], list[bool]]:
     from stare_robot import keys
     from stare_robot.data.store import EpisodeStore
 
-    attrs = [EpisodeStore.open(store)[e].attrs for e in EpisodeStore.open(store).episode_ids()]
+    attrs = [ep.attrs for ep in EpisodeStore.open(store)]
     rows = sorted((int(a[keys.ATTR_SEED]), bool(a[keys.ATTR_SUCCESS])) for a in attrs)
     return [r[0] for r in rows], [r[1] for r in rows]
 

@@ -25,14 +25,15 @@ from stare_robot import keys, wire
 from stare_robot.policies.base import ArraySpec, PolicyMetadata
 
 
-def tiny_rgb_checkpoint(out: Path, image_size: int = 64) -> Path:
-    """Fresh (untrained) tiny pi0 with random-data statistics: enough to drive the graph."""
+def tiny_rgb_checkpoint(out: Path, image_size: int = 64, **build_kwargs) -> Path:
+    """Fresh (untrained) tiny pi0 with random-data statistics: enough to drive the graph.
+    ``build_kwargs`` go to ``policy_helpers.build`` (e.g. ``state_dim``, ``cameras``)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policies"))
     import torch
     from policy_helpers import build
 
     torch.manual_seed(0)
-    policy = build("pi0", "rgb", image_size=image_size)
+    policy = build("pi0", "rgb", image_size=image_size, **build_kwargs)
     policy.save_pretrained(out)
     return out
 

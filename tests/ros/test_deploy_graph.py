@@ -9,12 +9,11 @@ state width and camera) -> robot_bridge -> sim_robot, recorded by episode_record
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from graph_server import ServerProcess
+from graph_server import ServerProcess, tiny_rgb_checkpoint
 from launch_files import launched_nodes
 from ros_graph import REPO_ROOT, call, probe, spin_until, start_node  # noqa: F401  (fixtures)
 from test_graph_closed_loop import IMAGE_SIZE, control_rate_for, is_hold, realtime_client, warm_up
@@ -37,14 +36,6 @@ def deploy_nodes(robot: str, sim: str, record: str) -> list:
     raise AssertionError(f"deploy.launch.py has no run for robot:={robot} sim:={sim} record:={record}")
 
 
-def tiny_checkpoint(out: Path, state_dim: int, camera: str) -> Path:
-    sys.path.insert(0, str(REPO_ROOT / "tests" / "policies"))
-    from policy_helpers import build
-
-    build("pi0", "rgb", image_size=IMAGE_SIZE, state_dim=state_dim, cameras=(camera,)).save_pretrained(out)
-    return out
-
-
 @pytest.mark.parametrize("robot", list(ROBOTS))
 def test_deploy_sim_graph_runs_one_recorded_episode(robot, tmp_path, request, probe, start_node):
     from std_msgs.msg import Float64MultiArray
@@ -55,7 +46,7 @@ def test_deploy_sim_graph_runs_one_recorded_episode(robot, tmp_path, request, pr
     params_name, state_dim, camera, max_rate = ROBOTS[robot]
     if robot == "widowx":
         request.getfixturevalue("bridge_assets")
-    server = ServerProcess(tiny_checkpoint(tmp_path / "ckpt", state_dim, camera), tmp_path / "server.log")
+    server = ServerProcess(tiny_rgb_checkpoint(tmp_path / "ckpt", IMAGE_SIZE, state_dim=state_dim, cameras=(camera,)), tmp_path / "server.log")
     request.addfinalizer(server.kill)
     server.wait_ready()
     rate = min(max_rate, control_rate_for(warm_up(server.url)))  # a loaded machine: a slower rate
