@@ -61,6 +61,7 @@ class HttpConnection:
         self._fixed_head = f"Host: {host_header}:{self.port}\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._sock: socket.socket | None = None
+        self._poller: select.poll | None = None  # POLLIN on _sock: made once per connection
         self._buf = b""
 
     def request(self, method: str, path: str, body: bytes = b"",
@@ -90,7 +91,7 @@ class HttpConnection:
             try:
                 self._sock.close()
             finally:
-                self._sock = None
+                self._sock, self._poller = None, None
                 self._buf = b""
 
     # --- internals ---
@@ -110,13 +111,13 @@ class HttpConnection:
                 raise HttpConnectionError(f"TLS handshake with {self.host}:{self.port} failed "
                                           f"({e})") from None
         sock.settimeout(self.timeout)
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
         self._sock, self._buf = sock, b""
 
     def _closed_by_peer(self) -> bool:
         """An idle connection with something to read has been closed (or reset) by the server."""
-        poller = select.poll()
-        poller.register(self._sock, select.POLLIN)
-        return bool(poller.poll(0))
+        return bool(self._poller.poll(0))
 
     def _recv(self) -> bytes:
         data = self._sock.recv(_RECV_BYTES)
@@ -124,13 +125,17 @@ class HttpConnection:
             raise ConnectionError("server closed the connection before the answer was complete")
         return data
 
-    def _read_line(self, limit: int) -> bytes:
-        while (end := self._buf.find(b"\r\n")) < 0:
+    def _read_until(self, delimiter: bytes, limit: int, what: str) -> bytes:
+        """The buffered answer up to ``delimiter`` (consumed, not returned)."""
+        while (end := self._buf.find(delimiter)) < 0:
             if len(self._buf) > limit:
-                raise ValueError(f"answer line longer than {limit} bytes")
+                raise ValueError(f"answer {what} longer than {limit} bytes")
             self._buf += self._recv()
-        line, self._buf = self._buf[:end], self._buf[end + 2:]
-        return line
+        out, self._buf = self._buf[:end], self._buf[end + len(delimiter):]
+        return out
+
+    def _read_line(self, limit: int) -> bytes:
+        return self._read_until(b"\r\n", limit, "line")
 
     def _read_exactly(self, n: int) -> bytes:
         if len(self._buf) < n:
@@ -144,12 +149,8 @@ class HttpConnection:
         return out
 
     def _read_head(self) -> tuple[int, dict[str, str], bool]:
-        while (end := self._buf.find(b"\r\n\r\n")) < 0:
-            if len(self._buf) > MAX_HEAD_BYTES:
-                raise ValueError(f"answer headers longer than {MAX_HEAD_BYTES} bytes")
-            self._buf += self._recv()
-        lines = self._buf[:end].decode("latin-1").split("\r\n")
-        self._buf = self._buf[end + 4:]
+        head = self._read_until(b"\r\n\r\n", MAX_HEAD_BYTES, "headers")
+        lines = head.decode("latin-1").split("\r\n")
         version, _, rest = lines[0].partition(" ")
         if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
             raise ValueError(f"not an HTTP/1.x answer: {lines[0][:80]!r}")
