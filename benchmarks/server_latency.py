@@ -240,7 +240,7 @@ class HttpxClient:
                                headers={"content-type": wire.MSGPACK_CONTENT_TYPE})
             r.raise_for_status()
             return wire.unpackb(r.content)
-        r = self.http.post("/v1/act", content=json_body(obs, self.fmt.removesuffix("-lean")),
+        r = self.http.post("/v1/act", content=json_body(obs, self.fmt),
                            headers={"content-type": "application/json"})
         r.raise_for_status()
         return r.json()
@@ -249,12 +249,11 @@ class HttpxClient:
         self.http.close()
 
 
-class LeanJsonClient(HttpxClient):
+class LeanJsonClient:
     """base64-in-JSON over the same lean keep-alive connection PolicyClient uses."""
 
-    def __init__(self, url: str, fmt: str) -> None:
+    def __init__(self, url: str) -> None:
         self.conn = HttpConnection(url, timeout=60, connect_timeout=5)
-        self.fmt = fmt
 
     def infer(self, obs: dict) -> dict:
         r = self.conn.request("POST", "/v1/act", json_body(obs, "json-b64numpy"),
@@ -329,7 +328,7 @@ def make_client(url: str, fmt: str):
     if fmt in ("json-lists", "json-b64numpy", "msgpack-httpx"):
         return HttpxClient(url, fmt)
     if fmt == "json-b64numpy-lean":
-        return LeanJsonClient(url, fmt)
+        return LeanJsonClient(url)
     if fmt == "floor-raw-tcp":
         return RawTcpClient(url)
     if fmt == "floor-asgi-http":
