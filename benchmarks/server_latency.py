@@ -20,7 +20,8 @@ same run: a raw TCP exchange of the same bytes, and a minimal ASGI app under the
 The machine is shared: the no-op section runs ``--repeats`` times (interleaving all variants in
 each), the JSON keeps every run's numbers, and the headline is the best run's p50s with the spread
 across runs beside it. Speed-up ratios are taken within each run. Load averages are recorded.
-Writes benchmarks/results/server_latency.json (+ .png).
+Writes benchmarks/results/server_latency.json (+ .png); ``--quick`` writes server_latency_quick.*
+instead, so a smoke run never replaces the measured numbers.
 """
 
 from __future__ import annotations
@@ -514,9 +515,10 @@ def main() -> int:
         **results,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "server_latency.json"
+    name = "server_latency_quick" if args.quick else "server_latency"
+    path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(out, indent=2))
-    _plot(out, RESULTS / "server_latency.png")
+    _plot(out, RESULTS / f"{name}.png")
     print(json.dumps(checks, indent=2))
     print(f"wrote {path}")
     return 0
