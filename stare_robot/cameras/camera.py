@@ -118,7 +118,9 @@ class CameraSupervisor:
             self.report(state, message)
 
     def step(self, read_timeout_s: float = 0.1) -> CameraFrames | None:
-        """Do one bounded unit of work; the frames read, if any."""
+        """Do one bounded unit of work; the frames read, if any. Never raises for a camera fault:
+        every failure of ``connect``/``read`` becomes a reported state, so the state reported
+        is always the state the supervisor acts on."""
         now = self.clock()
         if not self.camera.is_connected:
             if now < self._next_try:
@@ -126,9 +128,11 @@ class CameraSupervisor:
                 return None
             try:
                 self.camera.connect()
-            except CameraError as err:
+            except Exception as err:  # noqa: BLE001  a driver bug must not end the retrying
+                why = str(err) if isinstance(err, CameraError) else f"camera error: {err!r}"
+                self.camera.disconnect()
                 self._next_try = now + self.retry_period_s
-                self._set(STATE_WAITING, f"{err}; retrying every {self.retry_period_s:g} s")
+                self._set(STATE_WAITING, f"{why}; retrying every {self.retry_period_s:g} s")
                 return None
             self.connects += 1
             self._last_frame_at = self.clock()
@@ -138,6 +142,9 @@ class CameraSupervisor:
             frames = self.camera.read(read_timeout_s)
         except CameraError as err:
             self._lost(str(err))
+            return None
+        except Exception as err:  # noqa: BLE001  e.g. a corrupt frame: reconnect, keep reporting
+            self._lost(f"reader error: {err!r}")
             return None
         now = self.clock()
         if frames is not None:

@@ -99,14 +99,9 @@ class CameraNode(Node):
             self.get_logger().warning(f"camera {text}")
 
     def _run(self) -> None:
+        # the supervisor turns every camera fault into a reported state and a reconnect
         while not self._stop.is_set():
-            try:
-                frames = self.supervisor.step(READ_TIMEOUT_S)
-            except Exception as err:  # noqa: BLE001  the reader must outlive any one bad frame
-                self._report("waiting", f"camera reader error: {err!r}")
-                self.camera.disconnect()
-                self._stop.wait(self.p["retry_period_s"])
-                continue
+            frames = self.supervisor.step(READ_TIMEOUT_S)
             if frames is not None:
                 self._publish(frames)
 
