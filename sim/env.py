@@ -39,6 +39,37 @@ CONTACT_FORCE_N = 1e-2  # a robot link touches the object above this contact for
 CONTACT_DISTANCE = 2e-3
 
 
+# ManiSkill warnings that every build of a Bridge scene repeats and that say nothing actionable (its
+# own scene code places those actors after building them; the WidowX gripper has one mimic joint)
+_REPEATED_MANISKILL_WARNINGS = ("No initial pose set for actor builder",
+                                "Mimic targets dictionary is missing")
+
+
+class _FirstOccurrenceOnly:
+    """A logging filter letting each of the known repeated warnings through once per process."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes, self.seen = prefixes, set()
+
+    def filter(self, record) -> bool:
+        message = record.getMessage()
+        for prefix in self.prefixes:
+            if message.startswith(prefix):
+                if prefix in self.seen:
+                    return False
+                self.seen.add(prefix)
+                record.msg = f"{message} (further warnings like this one are not shown)"
+                record.args = ()
+        return True
+
+
+def _quiet_maniskill_repeats() -> None:
+    from mani_skill import logger
+
+    if not any(isinstance(f, _FirstOccurrenceOnly) for f in logger.filters):
+        logger.addFilter(_FirstOccurrenceOnly(_REPEATED_MANISKILL_WARNINGS))
+
+
 def resolve_sim_backend(sim_backend: str) -> str:
     """``"auto"`` -> GPU sim (``physx_cuda``) when CUDA is present, else ``physx_cpu``."""
     if sim_backend not in SIM_BACKENDS:
@@ -72,6 +103,8 @@ def build_maniskill_env(
         prepare_assets(spec)  # before ManiSkill's own check, which would prompt and exit()
     import gymnasium as gym
     import mani_skill.envs  # noqa: F401  registers the ManiSkill3 env ids with gymnasium
+
+    _quiet_maniskill_repeats()
 
     native = spec.native_obs_mode is not None
     kwargs: dict[str, Any] = dict(

@@ -45,3 +45,32 @@ def test_every_widowx_task_builds_resets_and_steps(bridge_assets):
                                        [0, 0, 0.05], atol=1e-4)
             step = env.step(np.array([0, 0, 0, 0, 0, 0, keys.GRIPPER_OPEN], np.float32))
             assert step.obs[keys.OBS_EE_POSE][2] - before_ee[2] > 0.03, task
+
+
+def test_maniskills_repeated_scene_warnings_are_shown_once(bridge_assets):
+    """Every Bridge env build repeats two harmless ManiSkill warnings per actor; a long run (PPO
+    workers rebuild envs) drowned its own log in hundreds of them."""
+    import logging
+
+    from mani_skill import logger
+    from stare_robot.sim.env import make_env
+
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        for _ in range(2):
+            with make_env("PutCarrotOnPlateInScene-v1", obs_mode="state",
+                          sim_backend="physx_cpu") as env:
+                env.reset(seed=0)
+    finally:
+        logger.removeHandler(handler)
+    no_pose = [m for m in seen if m.startswith("No initial pose set")]
+    mimic = [m for m in seen if m.startswith("Mimic targets dictionary")]
+    assert len(no_pose) <= 1 and len(mimic) <= 1, seen
+    assert all("not shown" in m for m in no_pose + mimic)
