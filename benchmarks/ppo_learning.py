@@ -2,7 +2,14 @@
 
     .venv/bin/python benchmarks/ppo_learning.py --start PushCube-v1=/tmp/sft80/final \\
         --iterations 10 --episodes-per-iter 16 --seeds 0 1 2
+    .venv/bin/python benchmarks/ppo_learning.py --start PushCube-v1=sft:90 --iterations 4 \\
+        --seeds 0 1 2 --tag pushcube_weak_start                # builds its own weak start
     .venv/bin/python benchmarks/ppo_learning.py --start ... --quick     # 1 seed, 2 iterations
+
+A start ``TASK=sft:STEPS`` is made here, the same way the IPI run makes its SFT checkpoint:
+``--start-demos`` expert demos (seeds 0..), stage annotation, STEPS SFT steps with seed 0, in
+``--work``/starts/TASK_sftSTEPS (reused when there). A few SFT steps give a deliberately weak
+policy, so the curves have room to rise.
 
 For every (task, method, seed): ``stare-robot train ppo`` from the start checkpoint (plain PPO on
 the sparse success reward vs STA-PPO with the stage potentials), deterministic evaluation every
@@ -50,7 +57,7 @@ def plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for method, color in zip(METHODS, ("tab:blue", "tab:red")):
-            for seed_run in results[task][method]["runs"]:
+            for seed_run in results[task].get(method, {}).get("runs", []):
                 pts = [(r["env_steps"], 100 * r["eval_success"]) for r in seed_run["history"]
                        if "eval_success" in r]
                 if pts:
@@ -66,6 +73,25 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def make_start(task: str, start: str, args) -> Path:
+    """``CHECKPOINT`` as given, or ``sft:STEPS``: demos -> stages -> SFT, as the IPI run does."""
+    if not start.startswith("sft:"):
+        return Path(start)
+    from stare_robot.train.ipi import IPIArgs, Run, step_demos, step_sft, step_stages
+
+    steps = int(start[len("sft:"):])
+    ipi = IPIArgs(task=task, demos=args.start_demos, sft_steps=steps, quiet=True)
+    run = Run(ipi, args.work / "starts" / f"{task}_sft{steps}", ipi.resolved())
+    final = run.path("sft") / "final"
+    if not final.is_dir():
+        run.root.mkdir(parents=True, exist_ok=True)
+        run.state = {"steps": {}}
+        step_demos(run)
+        step_stages(run)
+        step_sft(run)
+    return final
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--start", nargs="+", required=True, help="TASK=CHECKPOINT ...")
@@ -77,6 +103,11 @@ def main() -> int:
     parser.add_argument("--num-envs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "ppo_learning")
     parser.add_argument("--tag", default="")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+                        help="a subset, to run methods in parallel processes on one --work "
+                             "(a later run with both reuses the finished ones)")
+    parser.add_argument("--start-demos", type=int, default=100,
+                        help="expert demos behind a TASK=sft:STEPS start")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -85,13 +116,16 @@ def main() -> int:
 
     from stare_robot.train.ppo import PPOArgs, run_ppo
 
-    starts = dict(s.split("=", 1) for s in args.start)
+    starts = {task: make_start(task, ckpt, args) for task, ckpt in
+              (s.split("=", 1) for s in args.start)}
     results: dict = {}
     t0 = time.time()
     load0 = os.getloadavg()
     for task, ckpt in starts.items():
         results[task] = {}
         for method, stage_aware in METHODS.items():
+            if method not in args.methods:
+                continue
             runs = []
             for seed in args.seeds:
                 out = args.work / (args.tag or "default") / task / f"{method}_seed{seed}"
@@ -116,6 +150,8 @@ def main() -> int:
                 "reached_80": sum(r["steps_to_80"] is not None for r in runs),
                 "mean_final_eval_success": _mean([r["final_eval_success"] for r in runs]),
             }
+        if len(results[task]) < len(METHODS):
+            continue
         a, b = results[task]["STA-PPO"], results[task]["PPO"]
         results[task]["ratio_sta_over_ppo"] = {
             level: (a[f"mean_steps_to_{level}"] / b[f"mean_steps_to_{level}"])
