@@ -12,7 +12,9 @@ _SIGMOID_ONE = 1.0 / (1.0 + np.exp(-1.0))  # sigma(1), the maximum of sigma(1 - 
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    # the tanh form never overflows: 1 / (1 + exp(-x)) warned for x < -709 (an object that fell
+    # far off the table) though its value, 0, was right
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))
 
 
 def closeness(distance: np.ndarray, scale: float) -> np.ndarray:

@@ -243,3 +243,18 @@ def test_conditional_stage_success_by_hand():
     assert math.isnan(empty[2].probability) and len(empty) == 4
     with pytest.raises(ValueError, match="0..3"):
         stages.conditional_stage_success([4], names)
+
+
+def test_stage_sigmoid_equals_the_logistic_and_never_overflows():
+    import warnings
+
+    from stare_robot.stages import geometry as geo
+
+    x = np.linspace(-30, 30, 601)
+    np.testing.assert_allclose(geo.sigmoid(x), 1.0 / (1.0 + np.exp(-x)), rtol=1e-12, atol=1e-15)
+    far = np.array([-1e4, -200.0, 200.0], np.float32)  # exp(200) overflows float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = geo.sigmoid(far)
+    np.testing.assert_allclose(out, [0.0, 0.0, 1.0], atol=1e-30)
+    assert geo.closeness(np.array([1e6]), 0.01)[0] == 0.0
