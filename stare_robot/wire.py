@@ -12,6 +12,7 @@ are accepted, and the byte count must match dtype x shape exactly. Imports only 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -66,11 +67,14 @@ def unpackb(data: bytes) -> Any:
                         f"{e})") from None
 
 
+# openpi packs the field names as bytes; accept str names too (both spellings, made once)
+_NAMES = {name: (name, name.encode()) for name in (_ND, _NG, "data", "dtype", "shape")}
+
+
 def _get(d: dict, name: str) -> Any:
-    # openpi packs the field names as bytes; accept str names too
-    if name in d:
-        return d[name]
-    return d.get(name.encode())
+    as_str, as_bytes = _NAMES[name]
+    value = d.get(as_str)
+    return d.get(as_bytes) if value is None else value
 
 
 def _decode(d: dict) -> Any:
@@ -101,6 +105,11 @@ def parse_dtype(spec: Any) -> np.dtype:
         spec = spec.decode("ascii", "replace")
     if not isinstance(spec, str) or not spec or len(spec) > 16:
         raise WireError(f"array dtype must be a short string such as '<f4', got {spec!r}")
+    return _checked_dtype(spec)
+
+
+@functools.lru_cache(maxsize=64)  # a robot sends the same few dtypes in every request
+def _checked_dtype(spec: str) -> np.dtype:
     try:
         dtype = np.dtype(spec)
     except (TypeError, ValueError) as e:
@@ -125,4 +134,4 @@ def array_from_buffer(data: Any, dtype_spec: Any, shape: Any) -> np.ndarray:
             f"needs {expected}"
         )
     arr = np.frombuffer(data, dtype=dtype).reshape(shape)
-    return arr.astype(dtype.newbyteorder("="), copy=True)
+    return arr.copy() if dtype.isnative else arr.astype(dtype.newbyteorder("="))
