@@ -9,9 +9,11 @@ resumes: demos and rollouts continue from the next seed, training from its last 
  1. ``demos``      expert demonstrations (ManiSkill3 motion planner) -> demos.zarr
  2. ``stages``     STARE stage annotation and gripper keyframes of every demo (+ stages.png)
  3. ``sft``        imitation: supervised fine-tuning with StaKe's heads -> sft/final
- 4. ``rollouts``   sampled rollouts of the SFT policy (seeds 20 000..) -> rollouts.zarr
- 5. ``pairs``      stage-aware preference pairs from them -> pairs.json
- 6. ``sta_tpo``    preference: STA-TPO from the SFT checkpoint -> sta_tpo/final
+ 4. ``rollouts``   sampled rollouts of the SFT policy (seeds 20 000..) -> rollouts.zarr, and
+                   held-out ones (seeds 30 000..) -> rollouts_heldout.zarr
+ 5. ``pairs``      stage-aware preference pairs from each -> pairs.json, pairs_heldout.json
+ 6. ``sta_tpo``    preference: STA-TPO from the SFT checkpoint -> sta_tpo/final; with held-out
+                   pairs, final/ is the checkpoint (or the SFT weights) that ranks them best
  7. ``sta_ppo``    interaction: STA-PPO from the STA-TPO checkpoint -> sta_ppo/final
  8. ``ppo``        (``--compare-ppo``) plain PPO from the same start and budget, for the curves
  9. ``eval_*``     deterministic evaluation after every step on the same held-out seeds 10 000..
@@ -35,11 +37,14 @@ from typing import Any, Literal
 
 # budget preset -> settings; "default" fits PushCube-v1 on 2 CPU cores in well under 45 minutes
 BUDGETS: dict[str, dict[str, Any]] = {
-    "default": dict(demos=100, sft_steps=2000, rollouts=40, tpo_steps=60, ppo_iterations=8,
+    "default": dict(demos=100, sft_steps=2000, rollouts=40, heldout_rollouts=20, tpo_steps=60,
+                    ppo_iterations=8,
                     ppo_episodes=16, eval_episodes=100, curve_every=2, curve_episodes=20),
-    "long": dict(demos=200, sft_steps=5000, rollouts=100, tpo_steps=100, ppo_iterations=40,
+    "long": dict(demos=200, sft_steps=5000, rollouts=100, heldout_rollouts=40, tpo_steps=100,
+                 ppo_iterations=40,
                  ppo_episodes=32, eval_episodes=200, curve_every=4, curve_episodes=40),
-    "tiny": dict(demos=3, sft_steps=30, rollouts=4, tpo_steps=4, ppo_iterations=1,
+    "tiny": dict(demos=3, sft_steps=30, rollouts=4, heldout_rollouts=2, tpo_steps=4,
+                 ppo_iterations=1,
                  ppo_episodes=2, eval_episodes=2, curve_every=1, curve_episodes=2),
 }
 STEP_NAMES = ("demos", "stages", "sft", "rollouts", "pairs", "sta_tpo", "sta_ppo", "ppo")
@@ -62,6 +67,8 @@ class IPIArgs:
     demos: int | None = None
     sft_steps: int | None = None
     rollouts: int | None = None
+    heldout_rollouts: int | None = None
+    """Rollouts on seeds 30 000.. whose pairs select STA-TPO's checkpoint."""
     tpo_steps: int | None = None
     ppo_iterations: int | None = None
     ppo_episodes: int | None = None
@@ -173,32 +180,55 @@ def step_sft(run: Run) -> dict[str, Any]:
     return {"checkpoint": str(run.path("sft") / "final")}
 
 
-def step_rollouts(run: Run) -> dict[str, Any]:
-    from stare_robot.sim.collect import DEFAULT_COLLECT_SEED, collect_rollouts
+HELDOUT_ROLLOUT_SEED = 30_000  # held-out preference pairs (checkpoint selection) come from here
 
-    store, want = run.path("rollouts.zarr"), run.sizes["rollouts"]
+
+def _collect(run: Run, store: Path, first_seed: int, want: int) -> int:
+    """Sampled SFT rollouts on seeds ``first_seed``.. into ``store``, resuming by seed."""
+    from stare_robot.sim.collect import collect_rollouts
+
     seeds = _seeds_in(store)
-    next_seed = max(seeds, default=DEFAULT_COLLECT_SEED - 1) + 1
+    next_seed = max(seeds, default=first_seed - 1) + 1
     # episodes solved at reset are not stored: count attempts by seed, not by stored episodes
-    todo = want - (next_seed - DEFAULT_COLLECT_SEED)
+    todo = want - (next_seed - first_seed)
     if todo > 0:
         collect_rollouts(
             run.path("sft") / "final", run.args.task, todo, store, seed=next_seed,
             progress=not run.args.quiet, sim_backend=run.args.sim_backend,
         )
-    seeds = _seeds_in(store)
-    return {"episodes": len(seeds)}
+    return len(_seeds_in(store))
+
+
+def step_rollouts(run: Run) -> dict[str, Any]:
+    from stare_robot.sim.collect import DEFAULT_COLLECT_SEED
+
+    return {
+        "episodes": _collect(run, run.path("rollouts.zarr"), DEFAULT_COLLECT_SEED,
+                             run.sizes["rollouts"]),
+        "heldout_episodes": _collect(run, run.path("rollouts_heldout.zarr"), HELDOUT_ROLLOUT_SEED,
+                                     run.sizes["heldout_rollouts"]),
+    }
 
 
 def step_pairs(run: Run) -> dict[str, Any]:
     from stare_robot.train.preferences import PreferenceError, make_pairs_file
 
-    try:
-        pairs = make_pairs_file([run.path("rollouts.zarr")], run.path("pairs.json"), seed=run.args.seed)
-    except PreferenceError as err:
-        run.log(f"pairs: none ({err}); STA-TPO will be skipped")
-        return {"pairs": 0, "reason": str(err)}
-    return {"pairs": len(pairs)}
+    info: dict[str, Any] = {}
+    for name, store, out in (("pairs", "rollouts.zarr", "pairs.json"),
+                             ("heldout_pairs", "rollouts_heldout.zarr", "pairs_heldout.json")):
+        if not run.path(store).exists():  # a run folder from before held-out rollouts
+            info[name] = 0
+            continue
+        try:
+            info[name] = len(make_pairs_file([run.path(store)], run.path(out), seed=run.args.seed))
+        except PreferenceError as err:
+            info[name] = 0
+            info[f"{name}_reason"] = str(err)
+    if info["pairs"] == 0:
+        run.log(f"pairs: none ({info.get('pairs_reason')}); STA-TPO will be skipped")
+    elif info["heldout_pairs"] == 0:
+        run.log("pairs: no held-out pair; STA-TPO keeps its last checkpoint, unselected")
+    return info
 
 
 def tpo_start(run: Run) -> Path:
@@ -208,17 +238,21 @@ def tpo_start(run: Run) -> Path:
 
 
 def step_sta_tpo(run: Run) -> dict[str, Any]:
-    from stare_robot.train.tpo import TPOArgs, run_tpo
+    from stare_robot.train.tpo import DEFAULT_SELECT_EVERY, TPOArgs, run_tpo
 
     if run.state["steps"].get("pairs", {}).get("pairs", 0) == 0:
         return {"skipped": "no preference pairs"}
-    run_tpo(TPOArgs(
+    steps = run.sizes["tpo_steps"]
+    heldout = run.state["steps"]["pairs"].get("heldout_pairs", 0) > 0
+    summary = run_tpo(TPOArgs(
         ckpt=run.path("sft") / "final", pairs=run.path("pairs.json"), out=run.path("sta_tpo"),
-        stage_aware=True, steps=run.sizes["tpo_steps"], seed=run.args.seed, resume=True,
-        save_every=max(1, run.sizes["tpo_steps"] // 3), quiet=run.args.quiet,
+        eval_pairs=run.path("pairs_heldout.json") if heldout else None, stage_aware=True,
+        steps=steps, seed=run.args.seed, resume=True, save_every=max(1, steps // 3),
+        select_every=max(1, min(DEFAULT_SELECT_EVERY, steps // 3)), quiet=run.args.quiet,
         threads=run.args.threads,
     ))
-    return {"checkpoint": str(run.path("sta_tpo") / "final")}
+    return {"checkpoint": str(run.path("sta_tpo") / "final"), "held_out_selection": heldout,
+            "selected_step": summary.get("selected_step")}
 
 
 def _ppo(run: Run, name: str, stage_aware: bool) -> dict[str, Any]:
