@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/ppo_learning.py --start PushCube-v1=/tmp/sft80/final \\
         --iterations 10 --episodes-per-iter 16 --seeds 0 1 2
     .venv/bin/python benchmarks/ppo_learning.py --start PushCube-v1=sft:90 --iterations 4 \\
-        --seeds 0 1 2 --tag pushcube_weak_start                # builds its own weak start
+        --seeds 0 1 2 --tag curves                # builds its own weak start
     .venv/bin/python benchmarks/ppo_learning.py --start ... --quick     # 1 seed, 2 iterations
 
 A start ``TASK=sft:STEPS`` is made here, the same way the IPI run makes its SFT checkpoint:
