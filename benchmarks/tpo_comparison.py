@@ -38,9 +38,12 @@ import sys
 import time
 from pathlib import Path
 
+from stare_robot.sim.collect import DEFAULT_COLLECT_SEED as TRAIN_SEED
+from stare_robot.sim.collect import HELDOUT_COLLECT_SEED as HELDOUT_SEED
+from stare_robot.sim.evaluate import EVAL_SEED_START as EVAL_SEED
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-TRAIN_SEED, HELDOUT_SEED, EVAL_SEED = 20_000, 30_000, 10_000
 PAPER_TASKS = ("StackCube-v1", "PushCube-v1", "PullCube-v1", "LiftPegUpright-v1")
 # The SFT checkpoints the default CPU budget produces (benchmarks/results/sft_learning*.json).
 DEFAULT_CKPTS = {

@@ -36,6 +36,7 @@ from stare_robot.sim.tasks import UnknownTaskError, get_task
 from stare_robot import keys
 
 DEFAULT_COLLECT_SEED = 20_000  # demos use 0.., evaluation 10 000..; rollouts for TPO start here
+HELDOUT_COLLECT_SEED = 30_000  # rollouts whose pairs select a TPO checkpoint start here
 
 
 def query_seed(episode_seed: int, query: int) -> int:

@@ -180,9 +180,6 @@ def step_sft(run: Run) -> dict[str, Any]:
     return {"checkpoint": str(run.path("sft") / "final")}
 
 
-HELDOUT_ROLLOUT_SEED = 30_000  # held-out preference pairs (checkpoint selection) come from here
-
-
 def _collect(run: Run, store: Path, first_seed: int, want: int) -> int:
     """Sampled SFT rollouts on seeds ``first_seed``.. into ``store``, resuming by seed."""
     from stare_robot.sim.collect import collect_rollouts
@@ -200,12 +197,12 @@ def _collect(run: Run, store: Path, first_seed: int, want: int) -> int:
 
 
 def step_rollouts(run: Run) -> dict[str, Any]:
-    from stare_robot.sim.collect import DEFAULT_COLLECT_SEED
+    from stare_robot.sim.collect import DEFAULT_COLLECT_SEED, HELDOUT_COLLECT_SEED
 
     return {
         "episodes": _collect(run, run.path("rollouts.zarr"), DEFAULT_COLLECT_SEED,
                              run.sizes["rollouts"]),
-        "heldout_episodes": _collect(run, run.path("rollouts_heldout.zarr"), HELDOUT_ROLLOUT_SEED,
+        "heldout_episodes": _collect(run, run.path("rollouts_heldout.zarr"), HELDOUT_COLLECT_SEED,
                                      run.sizes["heldout_rollouts"]),
     }
 
