@@ -85,7 +85,7 @@ def make_start(task: str, start: str, args) -> Path:
     final = run.path("sft") / "final"
     if not final.is_dir():
         run.root.mkdir(parents=True, exist_ok=True)
-        run.state = {"steps": {}}
+        run.load()
         step_demos(run)
         step_stages(run)
         step_sft(run)

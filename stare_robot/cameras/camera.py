@@ -84,6 +84,11 @@ class Camera(abc.ABC):
         self.disconnect()
 
 
+def _fault(err: Exception, kind: str) -> str:
+    """A CameraError says what happened in its own words; anything else is a bug, named in full."""
+    return str(err) if isinstance(err, CameraError) else f"{kind}: {err!r}"
+
+
 class CameraSupervisor:
     """Keeps a :class:`Camera` streaming: connects, reads, and when no frames come for
     ``frame_timeout_s`` (or the device errors) reports the loss, disconnects and retries every
@@ -129,9 +134,9 @@ class CameraSupervisor:
             try:
                 self.camera.connect()
             except Exception as err:  # noqa: BLE001  a driver bug must not end the retrying
-                why = str(err) if isinstance(err, CameraError) else f"camera error: {err!r}"
                 self.camera.disconnect()
                 self._next_try = now + self.retry_period_s
+                why = _fault(err, "camera error")
                 self._set(STATE_WAITING, f"{why}; retrying every {self.retry_period_s:g} s")
                 return None
             self.connects += 1
@@ -140,11 +145,8 @@ class CameraSupervisor:
             self._set(STATE_CONNECTED, f"{self.camera.description} streaming{again}")
         try:
             frames = self.camera.read(read_timeout_s)
-        except CameraError as err:
-            self._lost(str(err))
-            return None
         except Exception as err:  # noqa: BLE001  e.g. a corrupt frame: reconnect, keep reporting
-            self._lost(f"reader error: {err!r}")
+            self._lost(_fault(err, "reader error"))
             return None
         now = self.clock()
         if frames is not None:
