@@ -38,14 +38,14 @@ from typing import Any, Literal
 # budget preset -> settings; "default" fits PushCube-v1 on 2 CPU cores in well under 45 minutes
 BUDGETS: dict[str, dict[str, Any]] = {
     "default": dict(demos=100, sft_steps=2000, rollouts=40, heldout_rollouts=20, tpo_steps=60,
-                    ppo_iterations=8,
-                    ppo_episodes=16, eval_episodes=100, curve_every=2, curve_episodes=20),
+                    ppo_iterations=8, ppo_episodes=16, eval_episodes=100, curve_every=2,
+                    curve_episodes=20),
     "long": dict(demos=200, sft_steps=5000, rollouts=100, heldout_rollouts=40, tpo_steps=100,
-                 ppo_iterations=40,
-                 ppo_episodes=32, eval_episodes=200, curve_every=4, curve_episodes=40),
+                 ppo_iterations=40, ppo_episodes=32, eval_episodes=200, curve_every=4,
+                 curve_episodes=40),
     "tiny": dict(demos=3, sft_steps=30, rollouts=4, heldout_rollouts=2, tpo_steps=4,
-                 ppo_iterations=1,
-                 ppo_episodes=2, eval_episodes=2, curve_every=1, curve_episodes=2),
+                 ppo_iterations=1, ppo_episodes=2, eval_episodes=2, curve_every=1,
+                 curve_episodes=2),
 }
 STEP_NAMES = ("demos", "stages", "sft", "rollouts", "pairs", "sta_tpo", "sta_ppo", "ppo")
 DONE_FILE = "ipi_state.json"
