@@ -8,9 +8,9 @@ For each task, ``stare-robot ipi`` (state policy, the embedded tiny pi0) with a 
 the 60-step Bridge episodes on 2 CPU cores: 30 scripted-expert demos, 1500 SFT steps, 24 rollouts
 for preference pairs, 60 STA-TPO steps, 4 STA-PPO iterations of 16 episodes, and held-out
 evaluation after each step on 50 seeds from 10 000 (60-step horizon). The committed results
-predate the held-out rollouts (20, seeds 30 000..) that now select STA-TPO's checkpoint. Each task runs in
-``--work``/TASK and resumes there, so tasks can run in parallel processes and a later run with
-all of them only collects the table. Each task's result replaces its entry in
+predate the held-out rollouts (20, seeds 30 000..) that now select STA-TPO's checkpoint. Each
+task runs in ``--work``/TASK and resumes there, so tasks can run in parallel processes and a
+later run with all of them only collects the table. Each task's result replaces its entry in
 benchmarks/results/bridge_ipi.json (--quick: bridge_ipi_quick.json), and its IPI report is
 copied to benchmarks/results/bridge_ipi/TASK/.
 
