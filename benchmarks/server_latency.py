@@ -14,8 +14,9 @@ Server overhead = round-trip - model time, where model time is the server-report
 lists, and base64-numpy in JSON (json-numpy, the wire format of OpenVLA's deploy script), both
 posted with httpx as a typical client would; base64-in-JSON is also measured over the project's
 own lean connection, so the wire format's share is visible apart from the client's. Floors in the
-same run: a raw TCP exchange of the same bytes, and a minimal ASGI app under the same uvicorn
-(HTTP and websocket), plus msgpack posted with httpx instead of the lean client.
+same run: a raw TCP exchange of the same bytes, a minimal ASGI app under the same uvicorn
+(HTTP and websocket), a bare FastAPI app with ``/v1/act``'s route class answering fixed bytes (the
+framework's share), plus msgpack posted with httpx instead of the lean client.
 
 The machine is shared: the no-op section runs ``--repeats`` times (interleaving all variants in
 each), the JSON keeps every run's numbers, and the headline is the best run's p50s with the spread
@@ -131,6 +132,30 @@ async def minimal_asgi(scope, receive, send) -> None:
             await send({"type": "websocket.send", "bytes": FLOOR_REPLY})
 
 
+def bare_fastapi_app():
+    """The floor under the app's framework: FastAPI + the same plain route class as ``/v1/act``,
+    reading the body and answering the fixed reply (no decode, checks, worker or middleware)."""
+    from fastapi import APIRouter, FastAPI, Request
+    from fastapi.responses import Response
+    from stare_robot.server.routes.act import PlainEndpointRoute
+
+    app, router = FastAPI(), APIRouter(route_class=PlainEndpointRoute)
+
+    @router.post("/v1/act")
+    async def act(request: Request) -> Response:
+        more = True
+        while more:
+            more = (await request.receive()).get("more_body", False)
+        return Response(FLOOR_REPLY, media_type=wire.MSGPACK_CONTENT_TYPE)
+
+    @router.get("/readyz")
+    async def ready(request: Request) -> Response:
+        return Response(b"{}", media_type="application/json")
+
+    app.include_router(router)
+    return app
+
+
 def serve_raw_tcp(port: int) -> None:
     """The floor under HTTP: length-prefixed request bytes in, fixed reply out, one connection."""
     with socket.create_server(("127.0.0.1", port)) as srv:
@@ -154,10 +179,11 @@ def serve(kind: str, port: int, max_batch_size: int) -> None:
     if kind == "raw-tcp":
         serve_raw_tcp(port)
         return
-    if kind == "minimal-asgi":
+    if kind in ("minimal-asgi", "fastapi-floor"):
         import uvicorn
 
-        uvicorn.run(minimal_asgi, host="127.0.0.1", port=port, log_level="warning",
+        app = minimal_asgi if kind == "minimal-asgi" else bare_fastapi_app()
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning",
                     ws_per_message_deflate=False, ws_max_size=2**24)
         return
 
@@ -332,7 +358,7 @@ def make_client(url: str, fmt: str):
         return LeanJsonClient(url)
     if fmt == "floor-raw-tcp":
         return RawTcpClient(url)
-    if fmt == "floor-asgi-http":
+    if fmt in ("floor-asgi-http", "floor-fastapi-http"):
         return FloorHttpClient(url)
     if fmt == "floor-asgi-websocket":
         return FloorWebsocketClient(url)
@@ -419,8 +445,10 @@ def main() -> int:
                 ("noop", "msgpack-httpx", n_fast), ("noop", "json-b64numpy", n_fast // 2),
                 ("noop", "json-b64numpy-lean", n_fast // 2), ("noop", "json-lists", n_lists),
                 ("raw-tcp", "floor-raw-tcp", n_fast), ("minimal-asgi", "floor-asgi-http", n_fast),
-                ("minimal-asgi", "floor-asgi-websocket", n_fast)]
-    servers = {kind: ServerProcess(kind) for kind in ("noop", "raw-tcp", "minimal-asgi")}
+                ("minimal-asgi", "floor-asgi-websocket", n_fast),
+                ("fastapi-floor", "floor-fastapi-http", n_fast)]
+    servers = {kind: ServerProcess(kind)
+               for kind in ("noop", "raw-tcp", "minimal-asgi", "fastapi-floor")}
     try:
         for run in range(args.repeats):
             print(f"[noop + floors] run {run + 1}/{args.repeats}", flush=True)
@@ -478,6 +506,7 @@ def main() -> int:
         "floor_raw_tcp_p50_ms": p50("floor-raw-tcp"),
         "floor_minimal_asgi_http_p50_ms": p50("floor-asgi-http"),
         "floor_minimal_asgi_websocket_p50_ms": p50("floor-asgi-websocket"),
+        "floor_bare_fastapi_http_p50_ms": p50("floor-fastapi-http"),
         "sleep20_4clients_ws_p50_batching_off_ms":
             results["four_clients"]["sleep20/websocket/batching-off"]["rtt_ms"]["p50"],
         "sleep20_4clients_ws_p50_batching_on_ms":
