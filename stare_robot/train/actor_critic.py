@@ -9,7 +9,8 @@ deployed checkpoint therefore stays a plain policy checkpoint; the value head is
 
 Likelihoods are those of :mod:`stare_robot.policies.pi0.likelihood_pi0`: exact for the token
 head, the noisy denoising chain's log-density for the flow head (sampling must then use the noisy
-sampler with the same ``noise_std``).
+sampler with the same ``noise_std``). PPO scores only the chunk steps a rollout executes
+(``scored_steps``), so its ratios carry no noise from actions that never reached the robot.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from torch import nn
 
 from stare_robot.policies.base import Observation
 from stare_robot.policies.pi0.likelihood_pi0 import (
+    check_scored_steps,
     is_token_policy,
     records_log_prob,
-    sample_records,
+    sample_scored_records,
 )
 
 VALUE_HEAD_FILE = "value_head.safetensors"
@@ -81,11 +83,14 @@ class ActorCritic(nn.Module):
         noise_std: float,
         noisy_steps: int | None = None,
         value_width: int = 128,
+        scored_steps: int | None = None,
     ):
         super().__init__()
+        check_scored_steps(policy, noisy_steps, scored_steps)
         self.policy = policy
         self.noise_std = float(noise_std)
         self.noisy_steps = noisy_steps  # flow head: denoising steps that inject noise (None: all)
+        self.scored_steps = scored_steps  # chunk steps the likelihood covers (None: the whole chunk)
         hidden = policy.backbone.config.vlm_config.text_config.hidden_size
         self.value_head = ValueHead(hidden, value_width)
 
@@ -103,11 +108,9 @@ class ActorCritic(nn.Module):
         batch = self.policy.processor.collate(list(observations))
         prefix, inputs = self._prefix(batch)
         values = self.value_head(prefix.hidden, prefix.mask)
-        records, normalized = sample_records(
-            self.policy, prefix, inputs, generator, self.noise_std, self.noisy_steps
-        )
-        log_probs = records_log_prob(
-            self.policy, prefix, inputs, records, self.noise_std, self.noisy_steps
+        records, normalized, log_probs = sample_scored_records(
+            self.policy, prefix, inputs, generator, self.noise_std, self.noisy_steps,
+            self.scored_steps,
         )
         actions = self.policy.processor.unnormalize_action(normalized)
         return ActOutput(
@@ -133,10 +136,11 @@ class ActorCritic(nn.Module):
         prefix, inputs = self._prefix(batch)
         values = self.value_head(prefix.hidden, prefix.mask)
         log_probs = records_log_prob(
-            self.policy, prefix, inputs, records, self.noise_std, self.noisy_steps
+            self.policy, prefix, inputs, records, self.noise_std, self.noisy_steps,
+            self.scored_steps,
         )
         entropy = None
         if self.is_token_head:
             logp = self.policy._logits(prefix).log_softmax(-1)
-            entropy = -(logp.exp() * logp).sum(-1).sum((1, 2))
+            entropy = -(logp.exp() * logp).sum(-1)[:, : self.scored_steps].sum((1, 2))
         return log_probs, values, entropy

@@ -8,8 +8,9 @@ Each iteration collects ``--episodes-per-iter`` whole episodes with the sampling
 ``--num-envs`` environments (:mod:`stare_robot.sim.vector_env`; worker processes on the CPU,
 ManiSkill's batched GPU simulation with CUDA), computes GAE advantages over the policy's
 decisions (:mod:`.losses_ppo`), and runs ``--epochs`` passes of clipped-PPO minibatch updates,
-stopping an iteration's epochs early when the approximate KL to the rollout policy exceeds
-``--target-kl``. The value head sits on the policy's prefix (:mod:`.actor_critic`) with its own
+stopping the iteration's updates at the first minibatch whose approximate KL to the rollout
+policy exceeds 1.5 x ``--target-kl``. A decision's likelihood is that of the chunk steps it
+executes. The value head sits on the policy's prefix (:mod:`.actor_critic`) with its own
 learning rate.
 
 Rewards: ``--reward sparse`` (1 on the success step, the episode ends there) or ``dense``
@@ -41,7 +42,11 @@ import torch
 
 TRAIN_SEED_START = 50_000
 INTERVAL_EVAL_SEED_START = 40_000
-DEFAULT_LR = 1e-5
+# At 1e-5 a single Adam step already moved the tiny pi0's executed-action Gaussian (sigma 0.1)
+# past the KL stop, so each iteration made one update; at 1e-6 an iteration makes tens of them
+# at approx KL ~0.02 (the "updates" / "approx_kl" columns of ppo_learning's histories).
+DEFAULT_LR = 1e-6
+KL_STOP_FACTOR = 1.5  # stop at approx KL > 1.5 target_kl, as Stable-Baselines3 does
 DEFAULT_VALUE_LR = 3e-3
 
 
@@ -86,7 +91,8 @@ class PPOArgs:
     value_clip: float | None = None
     """Clip the value update around the rollout's values (None: off)."""
     target_kl: float = 0.05
-    """Stop an iteration's epochs when the approximate KL exceeds this."""
+    """Stop an iteration's updates at the first minibatch whose approximate KL to the collecting
+    policy exceeds 1.5x this (before its step)."""
     entropy_coef: float = 0.0
     """Entropy bonus (token head only; the flow chain's entropy is fixed)."""
     grad_clip: float = 1.0
@@ -161,7 +167,8 @@ def ppo_update(
     ac, optimizer, data: dict[str, Any], args: PPOArgs, rng: np.random.Generator, policy_on: bool
 ) -> dict[str, float]:
     """``args.epochs`` passes of minibatch updates over one iteration's decisions; returns the
-    means of the monitored values and ``epochs`` (how many ran before the KL stop)."""
+    means of the monitored values, ``epochs`` and ``updates`` (how many ran before the KL stop)
+    and ``kl_stopped``."""
     from stare_robot.train.losses_ppo import clipped_policy_loss, normalize_advantages, value_loss
 
     n = len(data["obs"])
@@ -173,16 +180,21 @@ def ppo_update(
     policy_params = [p for p in ac.policy.parameters() if p.requires_grad]
     value_params = list(ac.value_head.parameters())
     rows: list[dict[str, float]] = []
-    epochs_run = 0
+    epochs_run, kl_stopped = 0, False
     ac.eval()  # no dropout: before the first step the ratio is exactly 1
     for _ in range(args.epochs):
         order = rng.permutation(n)
-        epoch_kl = []
         for start in range(0, n, args.minibatch):
             idx = order[start : start + args.minibatch]
             batch = ac.policy.processor.collate([data["obs"][i] for i in idx])
             logp, values, entropy = ac.evaluate(batch, records[idx])
             pg_loss, stats = clipped_policy_loss(logp, old_logp[idx], advantages[idx], args.clip)
+            if policy_on and float(stats["approx_kl"]) > KL_STOP_FACTOR * args.target_kl:
+                # this minibatch already sees a policy too far from the one that collected the
+                # data: stop before the step that would move it further (a per-epoch check lets
+                # a whole epoch of steps run away first)
+                kl_stopped = True
+                break
             v_loss = value_loss(values, returns[idx], old_values[idx], args.value_clip)
             loss = v_loss
             if policy_on:
@@ -200,12 +212,11 @@ def ppo_update(
             if entropy is not None:
                 row["entropy"] = float(entropy.detach().mean())
             rows.append(row)
-            epoch_kl.append(row["approx_kl"])
         epochs_run += 1
-        if policy_on and float(np.mean(epoch_kl)) > args.target_kl:
+        if kl_stopped:
             break
-    out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    out["epochs"] = epochs_run
+    out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+    out.update(epochs=epochs_run, updates=len(rows), kl_stopped=kl_stopped)
     return out
 
 
@@ -240,7 +251,7 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from stare_robot.policies import load_policy
-    from stare_robot.policies.pi0.likelihood_pi0 import DEFAULT_CHAIN_NOISE_STD
+    from stare_robot.policies.pi0.likelihood_pi0 import DEFAULT_CHAIN_NOISE_STD, is_token_policy
     from stare_robot.sim.evaluate import (
         DEFAULT_EXECUTE_STEPS,
         check_policy_fits_env,
@@ -268,7 +279,10 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     max_steps = default_max_steps(spec.name) if args.max_steps is None else args.max_steps
     execute_steps = DEFAULT_EXECUTE_STEPS if args.execute_steps is None else args.execute_steps
     seed_everything(args.seed)
-    ac = ActorCritic(policy, noise_std, args.noisy_steps or None)
+    # the likelihood covers the executed chunk steps where that is exact (see ActorCritic)
+    prefix_exact = is_token_policy(policy) or args.noisy_steps == 1
+    ac = ActorCritic(policy, noise_std, args.noisy_steps or None,
+                     scored_steps=execute_steps if prefix_exact else None)
     optimizer = torch.optim.AdamW(
         [
             {"params": [p for p in policy.parameters() if p.requires_grad], "lr": args.lr},

@@ -80,6 +80,24 @@ def _noisy(k: int, steps: int, noisy_steps: int | None) -> bool:
 def _chain_from_prefix(
     policy, prefix, state, generator: torch.Generator, noise_std: float, noisy_steps: int | None = None
 ):
+    return _sample_chain(policy, prefix, state, generator, noise_std, noisy_steps)[0]
+
+
+def _gaussian_log_density(z: torch.Tensor, noise_std: float) -> torch.Tensor:
+    """log N(sigma * z; 0, sigma^2 I) summed over all but the batch dimension."""
+    return (-0.5 * z.pow(2) - math.log(noise_std) - 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
+
+
+def _sample_chain(
+    policy, prefix, state, generator: torch.Generator, noise_std: float,
+    noisy_steps: int | None = None, scored_steps: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chain, its log-density): at sampling time each noisy transition's density is that of the
+    noise just injected, so the sampler scores its own chain without re-running the velocity
+    field (equal to :func:`_chain_log_prob_from_prefix` on the same chain and weights)."""
+    check_scored_steps(policy, noisy_steps, scored_steps)
+    scored = slice(None) if scored_steps is None else slice(0, scored_steps)
+    dims = policy.config.action_dim
     if noise_std <= 0:
         raise ValueError(f"noise_std must be > 0 for a tractable chain likelihood, got {noise_std}")
     bcfg = policy.backbone.config
@@ -89,14 +107,16 @@ def _chain_from_prefix(
         x = torch.randn(shape, generator=generator, device=policy.device)
     else:  # start where the deterministic predict() starts: its ODE path is the chain's mean
         x = torch.zeros(shape, device=policy.device)
-    chain = [x]
+    chain, log_prob = [x], x.new_zeros(shape[0])
     for k in range(steps):
         velocity = policy.denoise_velocity(prefix, state, x, 1.0 - k / steps)
         x = x - velocity / steps
         if _noisy(k, steps, noisy_steps):
-            x = x + noise_std * torch.randn(shape, generator=generator, device=policy.device)
+            z = torch.randn(shape, generator=generator, device=policy.device)
+            x = x + noise_std * z
+            log_prob = log_prob + _gaussian_log_density(z[:, scored, :dims], noise_std)
         chain.append(x)
-    return torch.stack(chain, dim=1)
+    return torch.stack(chain, dim=1), log_prob
 
 
 def chain_log_prob(
@@ -120,15 +140,35 @@ def chain_log_prob(
     return _chain_log_prob_from_prefix(policy, prefix, state, chain, noise_std)
 
 
+def check_scored_steps(policy, noisy_steps: int | None, scored_steps: int | None) -> None:
+    """Scoring only the first ``scored_steps`` chunk steps is exact where the chunk's steps are
+    independent given the observation: the token head, and the flow head with noise in the last
+    denoising step only (its marginal over a prefix is that prefix's Gaussian)."""
+    if scored_steps is None:
+        return
+    chunk = policy.config.chunk_size
+    if not 1 <= scored_steps <= chunk:
+        raise ValueError(f"scored_steps must be in 1..chunk_size={chunk}, got {scored_steps}")
+    if not is_token_policy(policy) and noisy_steps != 1:
+        raise ValueError(
+            "scoring a prefix of the chunk needs noisy_steps=1 for the flow head: noise in earlier "
+            f"denoising steps mixes all chunk steps (got noisy_steps={noisy_steps})"
+        )
+
+
 def _chain_log_prob_from_prefix(
-    policy, prefix, state, chain: torch.Tensor, noise_std: float, noisy_steps: int | None = None
+    policy, prefix, state, chain: torch.Tensor, noise_std: float, noisy_steps: int | None = None,
+    scored_steps: int | None = None,
 ):
     """Sum of the noisy transitions' Gaussian log-densities. A noiseless transition is recomputed
     from the previous state (with gradients) instead of read from the chain, so with
     ``noisy_steps=1`` this is log N(a; mu_theta(x_0, o), sigma^2 I): the density of the chunk given
-    the initial noise x_0, the policy's deterministic ODE map plus one Gaussian step."""
+    the initial noise x_0, the policy's deterministic ODE map plus one Gaussian step; with
+    ``scored_steps`` only that Gaussian's first chunk steps (:func:`check_scored_steps`)."""
+    check_scored_steps(policy, noisy_steps, scored_steps)
     steps = policy.config.num_inference_steps
     dims = policy.config.action_dim
+    scored = slice(None) if scored_steps is None else slice(0, scored_steps)
     total = chain.new_zeros(chain.shape[0])
     x = chain[:, 0]
     for k in range(steps):
@@ -136,10 +176,8 @@ def _chain_log_prob_from_prefix(
         if not _noisy(k, steps, noisy_steps):
             x = mean
             continue
-        z = ((chain[:, k + 1] - mean) / noise_std)[..., :dims]
-        total = total + (-0.5 * z.pow(2) - math.log(noise_std) - 0.5 * math.log(2 * math.pi)).sum(
-            (1, 2)
-        )
+        z = ((chain[:, k + 1] - mean) / noise_std)[:, scored, :dims]
+        total = total + _gaussian_log_density(z, noise_std)
         x = chain[:, k + 1]
     return total
 
@@ -152,27 +190,47 @@ def sample_records(
 
     Returns (records, normalised chunks (B, chunk, A)): a record is the sampled normalised chunk
     (chunk, A) for the token head, the chain (N+1, chunk, max_A) for the flow head."""
+    records, normalized, _ = sample_scored_records(
+        policy, prefix, inputs, generator, noise_std, noisy_steps
+    )
+    return records, normalized
+
+
+def sample_scored_records(
+    policy, prefix, inputs, generator: torch.Generator, noise_std: float,
+    noisy_steps: int | None = None, scored_steps: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`sample_records` plus the records' (B,) log-likelihood, as :func:`records_log_prob`
+    gives it, at the cost of the sampling alone (what PPO's rollouts need)."""
     with torch.no_grad():
         if is_token_policy(policy):
             normalized = policy._sample_normalized(prefix, inputs, generator)
-            return normalized, normalized
-        chain = _chain_from_prefix(
-            policy, prefix, policy._padded_state(inputs), generator, noise_std, noisy_steps
+            log_prob = records_log_prob(
+                policy, prefix, inputs, normalized, noise_std, noisy_steps, scored_steps
+            )
+            return normalized, normalized, log_prob
+        chain, log_prob = _sample_chain(
+            policy, prefix, policy._padded_state(inputs), generator, noise_std, noisy_steps,
+            scored_steps,
         )
-        return chain, chain[:, -1, :, : policy.config.action_dim]
+        return chain, chain[:, -1, :, : policy.config.action_dim], log_prob
 
 
 def records_log_prob(
-    policy, prefix, inputs, records: torch.Tensor, noise_std: float, noisy_steps: int | None = None
+    policy, prefix, inputs, records: torch.Tensor, noise_std: float, noisy_steps: int | None = None,
+    scored_steps: int | None = None,
 ) -> torch.Tensor:
     """(B,) log-likelihood of ``records`` from an already computed prefix (differentiable when the
     prefix is): what PPO uses so that one prefix pass serves the likelihood and the value head.
-    ``noisy_steps`` must be what sampled them (None: noise at every step)."""
+    ``noisy_steps`` must be what sampled them (None: noise at every step). ``scored_steps``: the
+    likelihood of the chunk's first N steps only, the ones a rollout executes (PPO's action);
+    the steps it never executes would add noise to every ratio and no signal."""
     records = torch.as_tensor(records, device=policy.device).float()
     if is_token_policy(policy):
-        return policy.step_log_probs(policy._logits(prefix), records).sum(-1)
+        check_scored_steps(policy, noisy_steps, scored_steps)
+        return policy.step_log_probs(policy._logits(prefix), records)[:, :scored_steps].sum(-1)
     return _chain_log_prob_from_prefix(
-        policy, prefix, policy._padded_state(inputs), records, noise_std, noisy_steps
+        policy, prefix, policy._padded_state(inputs), records, noise_std, noisy_steps, scored_steps
     )
 
 
