@@ -56,11 +56,16 @@ class ApiError(Exception):
                 keys.WIRE_REQUEST_ID: self.request_id or new_request_id()}
 
 
+def error_body(err: ApiError) -> bytes:
+    """The JSON bytes of ``err``'s answer; fills in its request id if it had none."""
+    err.request_id = err.request_id or new_request_id()
+    return json.dumps(err.body()).encode()
+
+
 def error_response(err: ApiError) -> Response:
-    body = err.body()
-    headers = {REQUEST_ID_HEADER: body[keys.WIRE_REQUEST_ID], **err.headers}
-    return Response(json.dumps(body), status_code=err.status, headers=headers,
-                    media_type="application/json")
+    body = error_body(err)
+    headers = {REQUEST_ID_HEADER: err.request_id, **err.headers}
+    return Response(body, status_code=err.status, headers=headers, media_type="application/json")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -24,6 +24,7 @@ from server_fakes import (
 )
 from stare_robot import wire
 from stare_robot.server import ServerSettings, create_app
+from stare_robot.server.routes.act import ActFastPath
 from stare_robot.server.runner import BackgroundServer
 from test_server_act import json_body, png_b64
 from websockets.exceptions import InvalidStatus
@@ -130,6 +131,52 @@ def test_bad_request_gets_a_precise_4xx_and_the_server_keeps_serving(guarded, ca
     for word in words:
         assert word in err["detail"], f"{word!r} not in {err['detail']!r}"
     assert_still_serving(guarded)
+
+
+@pytest.fixture(scope="module")
+def routed():
+    """The same server with ``ActFastPath`` taken out: ``/v1/act`` through FastAPI's routing."""
+    app = create_app(ServerSettings(port=0, auth_token=TOKEN, max_body_bytes=LIMIT),
+                     policy=FaultyPolicy())
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not ActFastPath]
+    with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url) as http:
+        layer, layers = app.middleware_stack, []
+        while layer is not None:
+            layers.append(type(layer))
+            layer = getattr(layer, "app", None)
+        assert ActFastPath not in layers and any(t.__name__ == "MetricsMiddleware" for t in layers)
+        srv.http = http
+        yield srv
+
+
+ANSWERED_ALIKE = [*CASES, ("good msgpack", msgpack_with(), MSGPACK, 200, []),
+                  ("good json", json_with(), JSON, 200, [])]
+
+
+@pytest.mark.parametrize("case, body, headers, status, words", ANSWERED_ALIKE,
+                         ids=[c[0] for c in ANSWERED_ALIKE])
+def test_the_fast_path_answers_exactly_as_the_routed_endpoint(guarded, routed, case, body, headers,
+                                                              status, words):
+    """The app serves ``POST /v1/act`` in front of FastAPI's routing (``ActFastPath``); the route
+    itself stays for OpenAPI and for a mounted app. Both must give the same status, headers and
+    body, request ids and timings aside."""
+    fast = guarded.http.post("/v1/act", content=body, headers=headers)
+    slow = routed.http.post("/v1/act", content=body, headers=headers)
+    assert fast.status_code == slow.status_code == status, (fast.text, slow.text)
+    for name in ("content-type", "www-authenticate"):
+        assert fast.headers.get(name) == slow.headers.get(name), name
+    assert fast.headers["x-request-id"] and slow.headers["x-request-id"]
+    if status != 200:
+        answers = [r.json() for r in (fast, slow)]
+        assert [a.pop("request_id") for a in answers] == [fast.headers["x-request-id"],
+                                                           slow.headers["x-request-id"]]
+        assert answers[0] == answers[1]
+    else:
+        decode = wire.unpackb if headers is MSGPACK else (lambda c: json.loads(c))
+        a, b = decode(fast.content), decode(slow.content)
+        assert a.keys() == b.keys()
+        np.testing.assert_array_equal(np.asarray(a[keys.WIRE_ACTIONS]),
+                                      np.asarray(b[keys.WIRE_ACTIONS]))
 
 
 @pytest.mark.parametrize("headers", [{"Authorization": f"Api-Key {TOKEN}"}, {"Api-Key": TOKEN}])
