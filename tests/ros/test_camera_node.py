@@ -60,7 +60,7 @@ def index_of(stamp) -> int:
 def test_camera_node_publishes_the_recorded_frames_and_survives_the_camera_going_away(tmp_path, probe, start_node):
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
-    from stare_robot_ros.policy_client import image_array
+    from stare_robot_ros.conversions import image_array
     from std_msgs.msg import String
 
     recording = tmp_path / "software.db3"

@@ -82,7 +82,7 @@ def test_lockstep_closed_loop_episode_is_recorded_and_trains(tmp_path, server, p
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
     from stare_robot_ros.conversions import time_seconds
-    from stare_robot_ros.policy_client import image_array
+    from stare_robot_ros.conversions import image_array
     from std_msgs.msg import Float64MultiArray
     from std_srvs.srv import SetBool, Trigger
 

@@ -1,5 +1,5 @@
 """episode_recorder pairs each frame's image, joint state and action by stamp, not by arrival:
-here each step's action (stamped by policy_client's ``action_msg`` with the step's stamp) is
+here each step's action (stamped by ``conversions.action_msg`` with the step's stamp) is
 published first, then its image, then its joint state, so the newest joint state at an image's
 arrival is the previous step's, and the action arrives before its frame. Each step's image,
 joints and action carry the step number, so a frame holding parts of two steps shows."""
@@ -24,7 +24,7 @@ def test_recorded_frames_pair_image_and_joint_state_of_the_same_stamp(tmp_path, 
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
     from stare_robot_ros import conversions as conv
-    from stare_robot_ros.policy_client import action_msg
+    from stare_robot_ros.conversions import action_msg
     from std_msgs.msg import Float64MultiArray
     from std_srvs.srv import Trigger
 
@@ -66,7 +66,7 @@ def test_recorded_frames_pair_image_and_joint_state_of_the_same_stamp(tmp_path, 
 
 
 def test_action_stamp_round_trips_exactly_and_is_none_when_absent():
-    from stare_robot_ros.policy_client import action_msg, action_stamp
+    from stare_robot_ros.conversions import action_msg, action_stamp
     from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
     stamp = 1732250000.123456789

@@ -8,9 +8,10 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float64, Float64MultiArray
+from std_msgs.msg import Float64, Float64MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from stare_robot import keys
 from stare_robot.robots.profiles import JointStateError, order_joints
 
 # std_msgs/Float64, a 1-joint trajectory (a joint trajectory controller on the finger joint), or
@@ -150,3 +151,35 @@ def camera_info_msg(
     P[:, :3] = K
     msg.p = [float(v) for v in P.reshape(12)]
     return msg
+
+
+def image_array(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image rgb8/bgr8 -> (H, W, 3) uint8 RGB; ValueError for other encodings."""
+    if msg.encoding not in ("rgb8", "bgr8"):
+        raise ValueError(f"image encoding {msg.encoding!r} is not supported; use rgb8 or bgr8")
+    rgb = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, : 3 * msg.width]
+    rgb = rgb.reshape(msg.height, msg.width, 3)
+    return rgb[..., ::-1] if msg.encoding == "bgr8" else rgb
+
+
+def action_msg(action, after_stamp: float | None = None) -> Float64MultiArray:
+    """An action message; ``after_stamp`` (seconds) names the joint-state stamp it followed in the
+    layout's first dimension label (robot_bridge reads only ``data``; the recorder reads both)."""
+    msg = Float64MultiArray(data=[float(a) for a in action])
+    if after_stamp is not None and np.isfinite(after_stamp):
+        n = len(msg.data)
+        msg.layout.dim = [MultiArrayDimension(label=f"{keys.ACTION_STAMP_LABEL}={float(after_stamp)!r}",
+                                              size=n, stride=n)]
+    return msg
+
+
+def action_stamp(msg: Float64MultiArray) -> float | None:
+    """The stamp :func:`action_msg` put in ``msg`` (None when it carries none)."""
+    for dim in msg.layout.dim:
+        name, _, value = dim.label.partition("=")
+        if name == keys.ACTION_STAMP_LABEL:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None

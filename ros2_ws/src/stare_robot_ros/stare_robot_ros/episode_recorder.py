@@ -35,7 +35,6 @@ from stare_robot.deploy import EpisodeRecorder, RecorderError, pairing
 from stare_robot.robots.profiles import JointStateError, get_profile, order_joints
 from stare_robot_ros import conversions as conv
 from stare_robot_ros.node_runner import NodeConfigError, run_node
-from stare_robot_ros.policy_client import action_stamp, image_array
 
 
 def image_qos(depth: int) -> QoSProfile:
@@ -131,14 +130,14 @@ class EpisodeRecorderNode(Node):
     def _on_image(self, msg: Image) -> None:
         self.received["image"] += 1
         try:
-            rgb = image_array(msg)
+            rgb = conv.image_array(msg)
         except ValueError as err:
             self.get_logger().warning(f"ignored image: {err}", throttle_duration_sec=1.0)
             return
         self._add(pairing.SOURCE_IMAGE, msg.header.stamp, rgb)
 
     def _on_action(self, msg: Float64MultiArray) -> None:
-        self.recorder.add_action(np.asarray(msg.data, np.float64), time.monotonic(), action_stamp(msg))
+        self.recorder.add_action(np.asarray(msg.data, np.float64), time.monotonic(), conv.action_stamp(msg))
 
     def _add(self, source: str, stamp, value) -> None:
         """Offer a message (with its arrival time) to the stamp matcher; record each frame it

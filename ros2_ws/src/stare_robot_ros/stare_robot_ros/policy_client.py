@@ -36,48 +36,15 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float32MultiArray, Float64MultiArray, MultiArrayDimension, String
+from std_msgs.msg import Float32MultiArray, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
-from stare_robot import keys
 from stare_robot.client import PolicyClient, PolicyServerError
 from stare_robot.deploy import executor as ex
 from stare_robot.deploy import pairing
 from stare_robot.robots.profiles import JointStateError, get_profile, order_joints
 from stare_robot_ros import conversions as conv
 from stare_robot_ros.node_runner import NodeConfigError, run_node
-
-
-def image_array(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image rgb8/bgr8 -> (H, W, 3) uint8 RGB; ValueError for other encodings."""
-    if msg.encoding not in ("rgb8", "bgr8"):
-        raise ValueError(f"image encoding {msg.encoding!r} is not supported; use rgb8 or bgr8")
-    rgb = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, : 3 * msg.width]
-    rgb = rgb.reshape(msg.height, msg.width, 3)
-    return rgb[..., ::-1] if msg.encoding == "bgr8" else rgb
-
-
-def action_msg(action, after_stamp: float | None = None) -> Float64MultiArray:
-    """An action message; ``after_stamp`` (seconds) names the joint-state stamp it followed in the
-    layout's first dimension label (robot_bridge reads only ``data``; the recorder reads both)."""
-    msg = Float64MultiArray(data=[float(a) for a in action])
-    if after_stamp is not None and np.isfinite(after_stamp):
-        n = len(msg.data)
-        msg.layout.dim = [MultiArrayDimension(label=f"{keys.ACTION_STAMP_LABEL}={float(after_stamp)!r}",
-                                              size=n, stride=n)]
-    return msg
-
-
-def action_stamp(msg: Float64MultiArray) -> float | None:
-    """The stamp :func:`action_msg` put in ``msg`` (None when it carries none)."""
-    for dim in msg.layout.dim:
-        name, _, value = dim.label.partition("=")
-        if name == keys.ACTION_STAMP_LABEL:
-            try:
-                return float(value)
-            except ValueError:
-                return None
-    return None
 
 
 class PolicyClientNode(Node):
@@ -186,7 +153,7 @@ class PolicyClientNode(Node):
 
     def _on_image(self, msg: Image) -> None:
         try:
-            rgb = image_array(msg)
+            rgb = conv.image_array(msg)
         except ValueError as err:
             self.get_logger().warning(f"ignored image: {err}", throttle_duration_sec=1.0)
             return
@@ -229,7 +196,7 @@ class PolicyClientNode(Node):
         if command.action is not None:
             if not command.hold and stamp is not None:
                 self._last_stamp = stamp
-            self.action_pub.publish(action_msg(command.action, stamp))
+            self.action_pub.publish(conv.action_msg(command.action, stamp))
             sent_at = conv.time_seconds(self.get_clock().now().to_msg())
         new_chunk = self.loop.status.chunks_accepted != self._chunks_seen
         if command.reason != self._last_reason or new_chunk:
