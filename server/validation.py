@@ -7,6 +7,7 @@ expected and what arrived, e.g.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,11 +50,16 @@ def check_keys(obs: Any, meta: PolicyMetadata) -> None:
         raise ApiError(422, f"{keys.WIRE_OBSERVATION} is missing field(s): {', '.join(wants)}")
 
 
+@functools.lru_cache(maxsize=32)
+def _dtype(name: str) -> np.dtype:
+    return np.dtype(name)
+
+
 def check_array(key: str, value: Any, spec: ArraySpec) -> np.ndarray:
     """Exact dtype, exact shape, finite numbers."""
     if not isinstance(value, np.ndarray):
         raise ApiError(422, f"{field(key)}: expected {describe(spec)}, got {type(value).__name__}")
-    if value.dtype.name != spec.dtype:
+    if value.dtype != _dtype(spec.dtype):  # dtype objects compare in C; .name is Python-level
         raise ApiError(422, f"{field(key)}: expected dtype {spec.dtype}, got {value.dtype.name}")
     if tuple(value.shape) != tuple(spec.shape):
         raise ApiError(422, f"{field(key)}: expected shape {tuple(spec.shape)}, "
