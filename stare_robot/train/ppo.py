@@ -272,6 +272,9 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     from stare_robot.train.ppo_rollout import collect_episodes, flatten_decisions
 
     spec, _, mask = _check_inputs(args)
+    # honoured here, not only by the CLI: callers in one process each (IPI, benchmarks) otherwise
+    # get torch's default of one thread per core, and two such processes thrash 2 cores
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     policy = load_policy(args.ckpt)
     check_action_space(policy, spec.name)
@@ -378,7 +381,6 @@ def main(argv: list[str] | None = None) -> int:
     from stare_robot.sim.tasks import UnknownTaskError
 
     args = tyro.cli(PPOArgs, args=argv, prog="stare-robot train ppo")
-    torch.set_num_threads(args.threads)
     try:
         summary = run_ppo(args)
     except (PPOInputError, UnknownTaskError, EvalInputError, FileNotFoundError, ValueError) as err:
