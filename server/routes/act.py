@@ -5,6 +5,11 @@
            "instruction": "push the cube"}}'
 
 The answer uses the request's format (msgpack in -> msgpack out, or ``Accept: application/msgpack``).
+
+Two entries, one implementation (:func:`answer_act`): :class:`ActFastPath`, a pure-ASGI front
+that ``create_app`` puts ahead of FastAPI's routing (robots call this route at their control
+rate), and the routed endpoint, which documents the route in OpenAPI and answers wherever the
+front does not see the request (an app mounted under a prefix).
 """
 
 from __future__ import annotations
