@@ -33,6 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = {"PPO": False, "STA-PPO": True}
+# PPOArgs fields that shape learning, recorded with the results (the runs use their defaults)
+PPO_HYPERPARAMETERS = ("lr", "value_lr", "epochs", "minibatch", "clip", "target_kl", "gamma",
+                       "gae_lambda", "noise_std", "noisy_steps", "value_warmup_iters", "reward")
 
 
 def steps_to(rows: list[dict], level: float) -> int | None:
@@ -164,6 +167,8 @@ def main() -> int:
         "benchmark": "ppo_learning",
         "command": " ".join([".venv/bin/python", "benchmarks/ppo_learning.py", *sys.argv[1:]]),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "ppo_defaults": {k: v for k, v in vars(PPOArgs(ckpt=Path("."), task="", out=Path("."))).items()
+                         if k in PPO_HYPERPARAMETERS},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "loadavg_start": load0, "loadavg_end": os.getloadavg()},
         "seconds": round(time.time() - t0, 1),
