@@ -7,14 +7,13 @@ expected and what arrived, e.g.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from stare_robot.server.errors import ApiError
 
-from stare_robot import keys
+from stare_robot import keys, wire
 from stare_robot.policies.base import ArraySpec, PolicyMetadata
 
 MAX_INSTRUCTION_CHARS = 2048
@@ -50,16 +49,12 @@ def check_keys(obs: Any, meta: PolicyMetadata) -> None:
         raise ApiError(422, f"{keys.WIRE_OBSERVATION} is missing field(s): {', '.join(wants)}")
 
 
-@functools.lru_cache(maxsize=32)
-def _dtype(name: str) -> np.dtype:
-    return np.dtype(name)
-
-
 def check_array(key: str, value: Any, spec: ArraySpec) -> np.ndarray:
     """Exact dtype, exact shape, finite numbers."""
     if not isinstance(value, np.ndarray):
         raise ApiError(422, f"{field(key)}: expected {describe(spec)}, got {type(value).__name__}")
-    if value.dtype != _dtype(spec.dtype):  # dtype objects compare in C; .name is Python-level
+    # dtype objects compare in C (.name is Python-level); parse_dtype caches them
+    if value.dtype != wire.parse_dtype(spec.dtype):
         raise ApiError(422, f"{field(key)}: expected dtype {spec.dtype}, got {value.dtype.name}")
     if tuple(value.shape) != tuple(spec.shape):
         raise ApiError(422, f"{field(key)}: expected shape {tuple(spec.shape)}, "

@@ -251,7 +251,10 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from stare_robot.policies import load_policy
-    from stare_robot.policies.pi0.likelihood_pi0 import DEFAULT_CHAIN_NOISE_STD, is_token_policy
+    from stare_robot.policies.pi0.likelihood_pi0 import (
+        DEFAULT_CHAIN_NOISE_STD,
+        prefix_scoring_is_exact,
+    )
     from stare_robot.sim.evaluate import (
         DEFAULT_EXECUTE_STEPS,
         check_policy_fits_env,
@@ -282,10 +285,10 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     max_steps = default_max_steps(spec.name) if args.max_steps is None else args.max_steps
     execute_steps = DEFAULT_EXECUTE_STEPS if args.execute_steps is None else args.execute_steps
     seed_everything(args.seed)
+    noisy_steps = args.noisy_steps or None
     # the likelihood covers the executed chunk steps where that is exact (see ActorCritic)
-    prefix_exact = is_token_policy(policy) or args.noisy_steps == 1
-    ac = ActorCritic(policy, noise_std, args.noisy_steps or None,
-                     scored_steps=execute_steps if prefix_exact else None)
+    scored = execute_steps if prefix_scoring_is_exact(policy, noisy_steps) else None
+    ac = ActorCritic(policy, noise_std, noisy_steps, scored_steps=scored)
     optimizer = torch.optim.AdamW(
         [
             {"params": [p for p in policy.parameters() if p.requires_grad], "lr": args.lr},

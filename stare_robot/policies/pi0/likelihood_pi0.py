@@ -96,7 +96,7 @@ def _sample_chain(
     noise just injected, so the sampler scores its own chain without re-running the velocity
     field (equal to :func:`_chain_log_prob_from_prefix` on the same chain and weights)."""
     check_scored_steps(policy, noisy_steps, scored_steps)
-    scored = slice(None) if scored_steps is None else slice(0, scored_steps)
+    scored = slice(0, scored_steps)  # None: the whole chunk
     dims = policy.config.action_dim
     if noise_std <= 0:
         raise ValueError(f"noise_std must be > 0 for a tractable chain likelihood, got {noise_std}")
@@ -140,16 +140,22 @@ def chain_log_prob(
     return _chain_log_prob_from_prefix(policy, prefix, state, chain, noise_std)
 
 
+def prefix_scoring_is_exact(policy, noisy_steps: int | None) -> bool:
+    """Whether the likelihood of the chunk's first steps alone is their exact marginal: so where
+    the chunk's steps are independent given the observation, i.e. the token head, and the flow
+    head with noise in the last denoising step only (a prefix of that Gaussian is Gaussian)."""
+    return is_token_policy(policy) or noisy_steps == 1
+
+
 def check_scored_steps(policy, noisy_steps: int | None, scored_steps: int | None) -> None:
-    """Scoring only the first ``scored_steps`` chunk steps is exact where the chunk's steps are
-    independent given the observation: the token head, and the flow head with noise in the last
-    denoising step only (its marginal over a prefix is that prefix's Gaussian)."""
+    """Scoring only the first ``scored_steps`` chunk steps: in range, and exact
+    (:func:`prefix_scoring_is_exact`)."""
     if scored_steps is None:
         return
     chunk = policy.config.chunk_size
     if not 1 <= scored_steps <= chunk:
         raise ValueError(f"scored_steps must be in 1..chunk_size={chunk}, got {scored_steps}")
-    if not is_token_policy(policy) and noisy_steps != 1:
+    if not prefix_scoring_is_exact(policy, noisy_steps):
         raise ValueError(
             "scoring a prefix of the chunk needs noisy_steps=1 for the flow head: noise in earlier "
             f"denoising steps mixes all chunk steps (got noisy_steps={noisy_steps})"
@@ -168,7 +174,7 @@ def _chain_log_prob_from_prefix(
     check_scored_steps(policy, noisy_steps, scored_steps)
     steps = policy.config.num_inference_steps
     dims = policy.config.action_dim
-    scored = slice(None) if scored_steps is None else slice(0, scored_steps)
+    scored = slice(0, scored_steps)  # None: the whole chunk
     total = chain.new_zeros(chain.shape[0])
     x = chain[:, 0]
     for k in range(steps):
