@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/ppo_learning.py --start PushCube-v1=sft:90 --iterations 4 \\
         --seeds 0 1 2 --tag curves                # builds its own weak start
     .venv/bin/python benchmarks/ppo_learning.py --start ... --quick     # 1 seed, 2 iterations
+    .venv/bin/python benchmarks/ppo_learning.py --start ... --noise-std 0.3 --lr 3e-6  # overrides
 
 A start ``TASK=sft:STEPS`` is made here, the same way the IPI run makes its SFT checkpoint:
 ``--start-demos`` expert demos (seeds 0..), stage annotation, STEPS SFT steps with seed 0, in
@@ -111,6 +112,9 @@ def main() -> int:
                              "(a later run with both reuses the finished ones)")
     parser.add_argument("--start-demos", type=int, default=100,
                         help="expert demos behind a TASK=sft:STEPS start")
+    parser.add_argument("--lr", type=float, help="policy learning rate (default: PPO's)")
+    parser.add_argument("--noise-std", type=float,
+                        help="sigma of the flow head's noisy sampler (default: PPO's)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -119,6 +123,8 @@ def main() -> int:
 
     from stare_robot.train.ppo import PPOArgs, run_ppo
 
+    # hyperparameters given here override PPO's defaults; what the runs used is recorded below
+    overrides = {k: v for k, v in (("lr", args.lr), ("noise_std", args.noise_std)) if v is not None}
     starts = {task: make_start(task, ckpt, args) for task, ckpt in
               (s.split("=", 1) for s in args.start)}
     results: dict = {}
@@ -136,7 +142,7 @@ def main() -> int:
                     ckpt=Path(ckpt), task=task, out=out, stage_aware=stage_aware,
                     iterations=args.iterations, episodes_per_iter=args.episodes_per_iter,
                     eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=seed,
-                    num_envs=args.num_envs, resume=True, quiet=True,
+                    num_envs=args.num_envs, resume=True, quiet=True, **overrides,
                 ))
                 hist = summary["history"]
                 runs.append({"seed": seed, "history": hist, "steps_to_50": steps_to(hist, 0.5),
@@ -167,8 +173,9 @@ def main() -> int:
         "benchmark": "ppo_learning",
         "command": " ".join([".venv/bin/python", "benchmarks/ppo_learning.py", *sys.argv[1:]]),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "ppo_defaults": {k: v for k, v in vars(PPOArgs(ckpt=Path("."), task="", out=Path("."))).items()
-                         if k in PPO_HYPERPARAMETERS},
+        "ppo_hyperparameters": {
+            k: v for k, v in vars(PPOArgs(ckpt=Path("."), task="", out=Path("."), **overrides)).items()
+            if k in PPO_HYPERPARAMETERS},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "loadavg_start": load0, "loadavg_end": os.getloadavg()},
         "seconds": round(time.time() - t0, 1),
