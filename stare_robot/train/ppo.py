@@ -42,10 +42,14 @@ import torch
 
 TRAIN_SEED_START = 50_000
 INTERVAL_EVAL_SEED_START = 40_000
-# At 1e-5 a single Adam step already moved the tiny pi0's executed-action Gaussian (sigma 0.1)
-# past the KL stop, so each iteration made one update; at 1e-6 an iteration makes tens of them
-# at approx KL ~0.02 (the "updates" / "approx_kl" columns of ppo_learning's histories).
-DEFAULT_LR = 1e-6
+# The flow head's exploration noise and the policy lr are set together: a mean shift of the
+# executed-action Gaussian costs KL ~ shift^2 / sigma^2. At sigma 0.1 (the TPO chain's) the KL stop
+# allowed so small a shift per iteration that 12 iterations left PushCube's deterministic policy
+# where it started (benchmarks/results/ppo_learning_curves.json; at lr 1e-5 one Adam step crossed
+# the stop). At sigma 0.3 and lr 3e-6 an iteration makes ~30 updates at approx KL ~0.01-0.02 and
+# the evaluation success rises (ppo_learning_curves_sigma03*.json).
+DEFAULT_LR = 3e-6
+DEFAULT_NOISE_STD = 0.3  # in normalised action units (data std = 1)
 KL_STOP_FACTOR = 1.5  # stop at approx KL > 1.5 target_kl, as Stable-Baselines3 does
 DEFAULT_VALUE_LR = 3e-3
 
@@ -98,8 +102,8 @@ class PPOArgs:
     grad_clip: float = 1.0
     value_warmup_iters: int = 1
     """First iterations fit only the value head (it starts from random weights)."""
-    noise_std: float | None = None
-    """sigma of the flow head's noisy sampler (default 0.1)."""
+    noise_std: float = DEFAULT_NOISE_STD
+    """sigma of the flow head's noisy sampler (exploration), in normalised action units."""
     noisy_steps: int = 1
     """Flow head: inject noise only in the last N denoising steps, starting from predict()'s zero
     noise, so the deterministic policy is the sampler's mean (0: every step from random noise,
@@ -251,10 +255,7 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from stare_robot.policies import load_policy
-    from stare_robot.policies.pi0.likelihood_pi0 import (
-        DEFAULT_CHAIN_NOISE_STD,
-        prefix_scoring_is_exact,
-    )
+    from stare_robot.policies.pi0.likelihood_pi0 import prefix_scoring_is_exact
     from stare_robot.sim.evaluate import (
         DEFAULT_EXECUTE_STEPS,
         check_policy_fits_env,
@@ -281,14 +282,13 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     out = Path(args.out)
     policy = load_policy(args.ckpt)
     check_action_space(policy, spec.name)
-    noise_std = DEFAULT_CHAIN_NOISE_STD if args.noise_std is None else args.noise_std
     max_steps = default_max_steps(spec.name) if args.max_steps is None else args.max_steps
     execute_steps = DEFAULT_EXECUTE_STEPS if args.execute_steps is None else args.execute_steps
     seed_everything(args.seed)
     noisy_steps = args.noisy_steps or None
     # the likelihood covers the executed chunk steps where that is exact (see ActorCritic)
     scored = execute_steps if prefix_scoring_is_exact(policy, noisy_steps) else None
-    ac = ActorCritic(policy, noise_std, noisy_steps, scored_steps=scored)
+    ac = ActorCritic(policy, args.noise_std, noisy_steps, scored_steps=scored)
     optimizer = torch.optim.AdamW(
         [
             {"params": [p for p in policy.parameters() if p.requires_grad], "lr": args.lr},
@@ -311,7 +311,7 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "run_config.json").write_text(
         json.dumps({"method": "sta_ppo" if args.stage_aware else "ppo", **asdict(args),
-                    "noise_std": noise_std, "max_steps": max_steps,
+                    "noise_std": args.noise_std, "max_steps": max_steps,
                     "execute_steps": execute_steps}, indent=2, default=str)
     )
     writer = SummaryWriter(str(out / "tb"))
