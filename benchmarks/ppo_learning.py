@@ -51,6 +51,17 @@ def _mean(xs):
     return sum(xs) / len(xs) if xs else None
 
 
+def mean_curve(runs: list[dict]) -> list[tuple[float, float]]:
+    """Per evaluation iteration present in every seed: (mean env steps, mean success %)."""
+    by_iter: dict[int, list[tuple[int, float]]] = {}
+    for seed_run in runs:
+        for r in seed_run["history"]:
+            if "eval_success" in r:
+                by_iter.setdefault(r["iteration"], []).append((r["env_steps"], r["eval_success"]))
+    return [(sum(s for s, _ in pts) / len(pts), 100 * sum(v for _, v in pts) / len(pts))
+            for _, pts in sorted(by_iter.items()) if len(pts) == len(runs)]
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -65,8 +76,11 @@ def plot(results: dict, path: Path) -> None:
                 pts = [(r["env_steps"], 100 * r["eval_success"]) for r in seed_run["history"]
                        if "eval_success" in r]
                 if pts:
-                    ax.plot(*zip(*pts), "o-", color=color, alpha=0.5,
-                            label=f"{method} seed {seed_run['seed']}")
+                    ax.plot(*zip(*pts), "o-", color=color, alpha=0.25, lw=1, ms=3)
+            mean = mean_curve(results[task].get(method, {}).get("runs", []))
+            if mean:
+                ax.plot(*zip(*mean), "o-", color=color, lw=2.5,
+                        label=f"{method} (mean of {len(results[task][method]['runs'])} seeds)")
         ax.set_title(task)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("eval success % (seeds 40000..)")
