@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/ppo_learning.py --start PushCube-v1=sft:90 --iterations 4 \\
         --seeds 0 1 2 --tag curves                # builds its own weak start
     .venv/bin/python benchmarks/ppo_learning.py --start ... --quick     # 1 seed, 2 iterations
-    .venv/bin/python benchmarks/ppo_learning.py --start ... --noise-std 0.3 --lr 3e-6  # overrides
+    .venv/bin/python benchmarks/ppo_learning.py --start ... --noise-std 0.1 --lr 1e-6  # overrides
 
 A start ``TASK=sft:STEPS`` is made here, the same way the IPI run makes its SFT checkpoint:
 ``--start-demos`` expert demos (seeds 0..), stage annotation, STEPS SFT steps with seed 0, in
