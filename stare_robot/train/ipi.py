@@ -4,7 +4,8 @@
     stare-robot ipi --task StackCube-v1 --budget long --out runs/stack
 
 Steps (each writes into ``--out`` and is skipped when already finished; an interrupted step
-resumes: demos and rollouts continue from the next seed, training from its last checkpoint):
+resumes: demos and rollouts continue from the next seed, training from its last checkpoint; a
+folder made with another task, observation mode, policy, seed or size is refused):
 
  1. ``demos``      expert demonstrations (ManiSkill3 motion planner) -> demos.zarr
  2. ``stages``     STARE stage annotation and gripper keyframes of every demo (+ stages.png)
@@ -49,6 +50,13 @@ BUDGETS: dict[str, dict[str, Any]] = {
 }
 STEP_NAMES = ("demos", "stages", "sft", "rollouts", "pairs", "sta_tpo", "sta_ppo", "ppo")
 DONE_FILE = "ipi_state.json"
+# what a run folder's results depend on, beside the sizes: resuming with other values would
+# silently mix two experiments (e.g. PushCube demos evaluated as StackCube)
+IDENTITY_ARGS = ("task", "obs", "policy", "seed")
+
+
+class RunMismatchError(ValueError):
+    """The run folder was made with other settings than this invocation asks for."""
 
 
 @dataclass
@@ -111,9 +119,23 @@ class Run:
     def path(self, name: str) -> Path:
         return self.root / name
 
+    def identity(self) -> dict[str, Any]:
+        return {**{name: getattr(self.args, name) for name in IDENTITY_ARGS}, **self.sizes}
+
     def load(self) -> None:
+        """Read the folder's state; refuse a folder whose finished steps used other settings."""
         f = self.root / DONE_FILE
         self.state = json.loads(f.read_text()) if f.exists() else {"steps": {}}
+        made_with, wanted = self.state.get("identity"), self.identity()
+        if made_with is not None and made_with != wanted:
+            diffs = ", ".join(f"{k.replace('_', '-')} {made_with.get(k)!r} (asked: {wanted.get(k)!r})"
+                              for k in sorted(set(made_with) | set(wanted))
+                              if made_with.get(k) != wanted.get(k))
+            raise RunMismatchError(
+                f"{self.root} holds a run made with {diffs}; re-run with its settings to finish "
+                "it, or give another --out")
+        # folders from before the identity was recorded adopt this invocation's
+        self.state["identity"] = wanted
 
     def finished(self, step: str) -> bool:
         return step in self.state["steps"]

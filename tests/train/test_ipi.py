@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stare_robot.train.ipi import BUDGETS, IPIArgs, main
+from stare_robot.train.ipi import BUDGETS, IPIArgs, Run, main
 
 
 def test_budget_presets_apply_explicit_overrides_only():
@@ -31,6 +31,39 @@ def test_unknown_task_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "StackCube-v1" in err  # the did-you-mean
     assert not (tmp_path / "run").exists()  # nothing half-made
+
+
+def test_a_folder_made_with_other_settings_is_refused_not_mixed(tmp_path, capsys):
+    out = tmp_path / "run"
+    first = IPIArgs(task="PushCube-v1", budget="tiny", out=out)
+    run = Run(first, out, first.resolved())
+    out.mkdir()
+    run.load()
+    run.mark("demos", episodes=3)  # as a first invocation leaves the folder after its demos
+
+    assert main(["--task", "PullCube-v1", "--budget", "tiny", "--sft-steps", "99",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "task 'PushCube-v1' (asked: 'PullCube-v1')" in err
+    assert "sft-steps 30 (asked: 99)" in err
+    assert "another --out" in err
+    state = json.loads((out / "ipi_state.json").read_text())
+    assert list(state["steps"]) == ["demos"] and state["identity"]["task"] == "PushCube-v1"
+
+    # the same settings resume the folder (the identity check passes and keeps the steps)
+    again = Run(first, out, first.resolved())
+    again.load()
+    assert again.finished("demos")
+
+
+def test_a_folder_from_before_the_identity_was_recorded_adopts_this_runs(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "ipi_state.json").write_text(json.dumps({"steps": {"demos": {"episodes": 3}}}))
+    args = IPIArgs(task="PushCube-v1", budget="tiny", out=out)
+    run = Run(args, out, args.resolved())
+    run.load()
+    assert run.finished("demos") and run.state["identity"]["demos"] == BUDGETS["tiny"]["demos"]
 
 
 def _ipi(out: Path, log: Path) -> subprocess.Popen:
