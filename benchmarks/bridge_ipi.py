@@ -22,9 +22,6 @@ not the published SimplerEnv scenes.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -35,32 +32,22 @@ TASKS = ("PutSpoonOnTableClothInScene-v1", "PutCarrotOnPlateInScene-v1",
          "StackGreenCubeOnYellowCubeBakedTexInScene-v1", "PutEggplantInBasketScene-v1")
 BUDGET = dict(demos=30, sft_steps=1500, rollouts=24, tpo_steps=60, ppo_iterations=4,
               ppo_episodes=16, eval_episodes=50)
-ROW_KEYS = ("episodes", "success_rate", "success_ci95", "grasp_rate", "mean_length",
-            "conditional_stage_success")
 
 
 def run_task(task: str, args) -> dict:
+    from ipi_table import keep_report, summarize_run
+
     from stare_robot.train.ipi import IPIArgs, run_ipi
 
     budget = dict(BUDGET) if not args.quick else {}
     ipi = IPIArgs(task=task, out=args.work / task, budget="tiny" if args.quick else "default",
                   compare_ppo=False, num_envs=1, quiet=True, **budget)
     done = run_ipi(ipi)
-    if not args.quick:  # the run's own report (tables + stage plots) beside the JSON
-        keep = RESULTS / "bridge_ipi" / task
-        keep.mkdir(parents=True, exist_ok=True)
-        for name in ("report.md", "report.png"):
-            shutil.copyfile(done["root"] / name, keep / name)
-    state = json.loads((done["root"] / "ipi_state.json").read_text())
-    return {
-        "command": " ".join([".venv/bin/python", "benchmarks/bridge_ipi.py", "--task", task,
-                             *(["--quick"] if args.quick else [])]),
-        "sizes": done["sizes"],
-        "rows": {label: {k: r.get(k) for k in ROW_KEYS} for label, r in done["results"].items()},
-        "timings_s": state.get("timings_s", {}),
-        "sta_tpo_pairs": state["steps"].get("pairs", {}).get("pairs"),
-        "load_average_end": os.getloadavg(),
-    }
+    if not args.quick:
+        keep_report(done, RESULTS / "bridge_ipi" / task)
+    command = " ".join([".venv/bin/python", "benchmarks/bridge_ipi.py", "--task", task,
+                        *(["--quick"] if args.quick else [])])
+    return summarize_run(done, command)
 
 
 def main() -> int:
@@ -74,22 +61,16 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bridge_expert import STAND_IN_NOTE, ensure_assets
+    from ipi_table import merge_task, success_cells
 
     path = RESULTS / ("bridge_ipi_quick.json" if args.quick else "bridge_ipi.json")
+    header = {"benchmark": "bridge_ipi", "note": STAND_IN_NOTE, "budget": BUDGET}
     with tempfile.TemporaryDirectory() as assets:
         ensure_assets(Path(assets))
         for task in args.task:
             result = run_task(task, args)
-            # re-read: another process may have written its task meanwhile
-            doc = json.loads(path.read_text()) if path.exists() else {}
-            doc = {"benchmark": "bridge_ipi", "note": STAND_IN_NOTE, "budget": BUDGET,
-                   "tasks": {**doc.get("tasks", {}), task: result}}
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(doc, indent=2))
-            cells = ", ".join(f"{label} {100 * r['success_rate']:.0f} % (grasp "
-                              f"{100 * (r['grasp_rate'] or 0):.0f} %)"
-                              for label, r in result["rows"].items())
-            print(f"{task}: {cells} -> {path}", flush=True)
+            merge_task(path, header, task, result)
+            print(f"{task}: {success_cells(result)} -> {path}", flush=True)
     return 0
 
 
