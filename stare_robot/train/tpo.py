@@ -283,6 +283,9 @@ class PreferenceObjective(nn.Module):
                 if key not in self.index:
                     self.index[key] = len(self.episodes)
                     self.episodes.append(load_episode(policy, side, stores, noise_std))
+        # per pair, the positions of its chosen and rejected episodes in self.episodes
+        self.chosen_at = [self.index[(p.chosen.store, p.chosen.episode)] for p in pairs]
+        self.rejected_at = [self.index[(p.rejected.store, p.rejected.episode)] for p in pairs]
         ref.eval()
         self.ref_logp: list[torch.Tensor] = []
         with torch.no_grad():
@@ -294,14 +297,8 @@ class PreferenceObjective(nn.Module):
 
     def pair_losses(self, pair_index: torch.Tensor):
         """:class:`~stare_robot.train.losses_tpo.PreferenceLoss` of the chosen pairs."""
-        pos = [
-            self.index[(self.pairs[i].chosen.store, self.pairs[i].chosen.episode)]
-            for i in pair_index.tolist()
-        ]
-        neg = [
-            self.index[(self.pairs[i].rejected.store, self.pairs[i].rejected.episode)]
-            for i in pair_index.tolist()
-        ]
+        pos = [self.chosen_at[i] for i in pair_index.tolist()]
+        neg = [self.rejected_at[i] for i in pair_index.tolist()]
         unique = sorted(set(pos + neg))
         logps = episode_log_probs(self.policy, [self.episodes[e] for e in unique], self.noise_std)
         where = {e: i for i, e in enumerate(unique)}
@@ -369,10 +366,8 @@ class PreferenceObjective(nn.Module):
                     q.append((logp - self.ref_logp[start + i]).mean())
         finally:
             self.policy.train(was_training)
-        pos = [self.index[(p.chosen.store, p.chosen.episode)] for p in self.pairs]
-        neg = [self.index[(p.rejected.store, p.rejected.episode)] for p in self.pairs]
         q = torch.stack(q)
-        m = self.beta * (q[pos] - q[neg])
+        m = self.beta * (q[self.chosen_at] - q[self.rejected_at])
         return {
             "pairs": int(m.numel()),
             "accuracy": float(preference_accuracy(m)),
