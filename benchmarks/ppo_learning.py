@@ -16,8 +16,8 @@ For every (task, method, seed): ``stare-robot train ppo`` from the start checkpo
 the sparse success reward vs STA-PPO with the stage potentials), deterministic evaluation every
 ``--eval-every`` iterations on ``--eval-episodes`` seeds from 40 000. Reports, per method, the
 environment steps at which the evaluation success first reached 50 % and 80 % (None: not within
-the budget), the mean over seeds and the STA-PPO / PPO ratio of those means, and the final
-success. Writes benchmarks/results/ppo_learning[_TAG].json and .png (curves, mean over seeds
+the budget), the mean over the seeds that reached it (``reached_50`` / ``reached_80`` say how
+many did) and the STA-PPO / PPO ratio of those means, and the final success. Writes benchmarks/results/ppo_learning[_TAG].json and .png (curves, mean over seeds
 with each seed faint).
 """
 
@@ -185,6 +185,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": "ppo_learning",
+        "note": "mean_steps_to_50/80 average only the seeds that reached the level (reached_50/80)",
         "command": " ".join([".venv/bin/python", "benchmarks/ppo_learning.py", *sys.argv[1:]]),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "ppo_hyperparameters": {
