@@ -27,27 +27,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 TASKS = ("PutSpoonOnTableClothInScene-v1", "PutCarrotOnPlateInScene-v1",
          "StackGreenCubeOnYellowCubeBakedTexInScene-v1", "PutEggplantInBasketScene-v1")
 BUDGET = dict(demos=30, sft_steps=1500, rollouts=24, tpo_steps=60, ppo_iterations=4,
               ppo_episodes=16, eval_episodes=50)
-
-
-def run_task(task: str, args) -> dict:
-    from ipi_table import keep_report, summarize_run
-
-    from stare_robot.train.ipi import IPIArgs, run_ipi
-
-    budget = dict(BUDGET) if not args.quick else {}
-    ipi = IPIArgs(task=task, out=args.work / task, budget="tiny" if args.quick else "default",
-                  compare_ppo=False, num_envs=1, quiet=True, **budget)
-    done = run_ipi(ipi)
-    if not args.quick:
-        keep_report(done, RESULTS / "bridge_ipi" / task)
-    command = " ".join([".venv/bin/python", "benchmarks/bridge_ipi.py", "--task", task,
-                        *(["--quick"] if args.quick else [])])
-    return summarize_run(done, command)
 
 
 def main() -> int:
@@ -61,16 +44,19 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bridge_expert import STAND_IN_NOTE, ensure_assets
-    from ipi_table import merge_task, success_cells
+    from ipi_table import run_tasks
 
-    path = RESULTS / ("bridge_ipi_quick.json" if args.quick else "bridge_ipi.json")
-    header = {"benchmark": "bridge_ipi", "note": STAND_IN_NOTE, "budget": BUDGET}
+    from stare_robot.train.ipi import IPIArgs
+
+    def make_ipi(task: str) -> IPIArgs:
+        budget = dict(BUDGET) if not args.quick else {}
+        return IPIArgs(task=task, out=args.work / task, budget="tiny" if args.quick else "default",
+                       compare_ppo=False, num_envs=1, quiet=True, **budget)
+
     with tempfile.TemporaryDirectory() as assets:
         ensure_assets(Path(assets))
-        for task in args.task:
-            result = run_task(task, args)
-            merge_task(path, header, task, result)
-            print(f"{task}: {success_cells(result)} -> {path}", flush=True)
+        run_tasks("bridge_ipi", args.task, make_ipi, args.quick,
+                  {"note": STAND_IN_NOTE, "budget": BUDGET})
     return 0
 
 

@@ -1,8 +1,9 @@
 """Shared by the IPI benchmarks (bridge_ipi.py, maniskill_ipi.py): one task's IPI run as a JSON entry.
 
-A benchmark runs ``stare-robot ipi`` per task in its own folder (resumable, so tasks can run in
-parallel processes) and merges each finished task into one results file; ``summarize_run`` is
-the entry, ``merge_task`` the re-read-and-write that keeps other processes' tasks.
+A benchmark gives ``run_tasks`` its tasks and how to make each task's ``IPIArgs``; every task
+runs in its own folder (resumable, so tasks can run in parallel processes) and, once finished,
+replaces its entry in benchmarks/results/BENCHMARK[_quick].json, re-read first so the entries
+other processes wrote are kept.
 """
 
 from __future__ import annotations
@@ -11,10 +12,25 @@ import json
 import os
 import shutil
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
+RESULTS = Path(__file__).resolve().parent / "results"
 ROW_KEYS = ("episodes", "success_rate", "success_ci95", "grasp_rate", "mean_length",
             "conditional_stage_success")
+
+
+def run_task(benchmark: str, ipi, quick: bool) -> dict[str, Any]:
+    """Run (or just collect) one task's IPI from ``ipi`` (an ``IPIArgs``); unless ``quick``, its
+    report is kept in benchmarks/results/BENCHMARK/TASK. Returns the task's JSON entry."""
+    from stare_robot.train.ipi import run_ipi
+
+    done = run_ipi(ipi)
+    if not quick:
+        keep_report(done, RESULTS / benchmark / ipi.task)
+    command = " ".join([".venv/bin/python", f"benchmarks/{benchmark}.py", "--task", ipi.task,
+                        *(["--quick"] if quick else [])])
+    return summarize_run(done, command)
 
 
 def summarize_run(done: dict[str, Any], command: str) -> dict[str, Any]:
@@ -35,6 +51,17 @@ def keep_report(done: dict[str, Any], dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("report.md", "report.png"):
         shutil.copyfile(done["root"] / name, dest / name)
+
+
+def run_tasks(benchmark: str, tasks: Sequence[str], make_ipi: Callable[[str], Any], quick: bool,
+              header: dict[str, Any]) -> Path:
+    """Run (or collect) each task's IPI and merge it into the benchmark's results file."""
+    path = RESULTS / f"{benchmark}{'_quick' if quick else ''}.json"
+    for task in tasks:
+        result = run_task(benchmark, make_ipi(task), quick)
+        merge_task(path, {"benchmark": benchmark, **header}, task, result)
+        print(f"{task}: {success_cells(result)} -> {path}", flush=True)
+    return path
 
 
 def merge_task(path: Path, header: dict[str, Any], task: str, result: dict[str, Any]) -> None:

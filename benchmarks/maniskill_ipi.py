@@ -22,23 +22,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 TASKS = ("PushCube-v1", "PullCube-v1", "StackCube-v1", "LiftPegUpright-v1")
-
-
-def run_task(task: str, args) -> dict:
-    from ipi_table import keep_report, summarize_run
-
-    from stare_robot.train.ipi import IPIArgs, run_ipi
-
-    ipi = IPIArgs(task=task, out=args.work / task, budget="tiny" if args.quick else "default",
-                  compare_ppo=False, quiet=True)
-    done = run_ipi(ipi)
-    if not args.quick:
-        keep_report(done, RESULTS / "maniskill_ipi" / task)
-    command = " ".join([".venv/bin/python", "benchmarks/maniskill_ipi.py", "--task", task,
-                        *(["--quick"] if args.quick else [])])
-    return summarize_run(done, command)
 
 
 def main() -> int:
@@ -52,14 +36,15 @@ def main() -> int:
         args.work = args.work / "maniskill_ipi_quick"
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from ipi_table import merge_task, success_cells
+    from ipi_table import run_tasks
 
-    path = RESULTS / ("maniskill_ipi_quick.json" if args.quick else "maniskill_ipi.json")
-    header = {"benchmark": "maniskill_ipi", "budget": "default"}
-    for task in args.task:
-        result = run_task(task, args)
-        merge_task(path, header, task, result)
-        print(f"{task}: {success_cells(result)} -> {path}", flush=True)
+    from stare_robot.train.ipi import IPIArgs
+
+    def make_ipi(task: str) -> IPIArgs:
+        return IPIArgs(task=task, out=args.work / task, budget="tiny" if args.quick else "default",
+                       compare_ppo=False, quiet=True)
+
+    run_tasks("maniskill_ipi", args.task, make_ipi, args.quick, {"budget": "default"})
     return 0
 
 
