@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -17,8 +17,9 @@ the sparse success reward vs STA-PPO with the stage potentials), deterministic e
 ``--eval-every`` iterations on ``--eval-episodes`` seeds from 40 000. Reports, per method, the
 environment steps at which the evaluation success first reached 50 % and 80 % (None: not within
 the budget), the mean over the seeds that reached it (``reached_50`` / ``reached_80`` say how
-many did) and the STA-PPO / PPO ratio of those means, and the final success. Writes benchmarks/results/ppo_learning[_TAG].json and .png (curves, mean over seeds
-with each seed faint).
+many did) and the STA-PPO / PPO ratio of those means, and the final success. Writes
+benchmarks/results/ppo_learning[_TAG].json and .png (curves, mean over seeds with each seed
+faint).
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def test_zero_environments_is_a_clear_error():
 
 
 _PARENT = """
-import sys, time
+import time
 from stare_robot.sim.vector_env import make_vector_env
 venv = make_vector_env("PushCube-v1", 2, sim_backend="physx_cpu")
 venv.reset([0, 1], [50_000, 50_001])
