@@ -50,6 +50,11 @@ class PolicyRequestError(PolicyServerError, ValueError):
     """4xx: the request was wrong (bad observation, missing/wrong token, too large)."""
 
 
+class PolicyAuthError(PolicyRequestError):
+    """401/403: the server requires a bearer token and this one is missing or wrong. Never
+    retried: the same token would be refused again."""
+
+
 class PolicyServerTimeout(PolicyServerError, TimeoutError):
     """No answer within the client's timeout."""
 
@@ -84,6 +89,10 @@ def _error_from(status: int, text: str, where: str) -> PolicyServerError:
         detail, request_id = str(body.get("detail", text)), body.get(keys.WIRE_REQUEST_ID)
     except (ValueError, AttributeError):
         detail, request_id = text, None
+    if status in (401, 403):
+        return PolicyAuthError(
+            f"{where}: authentication failed (HTTP {status}): {detail}; pass the server's "
+            "--auth-token as the client's token", status, detail, request_id)
     cls = PolicyRequestError if 400 <= status < 500 else PolicyServerError
     return cls(f"{where}: HTTP {status}: {detail}", status, detail, request_id)
 

@@ -65,15 +65,17 @@ def make_policy(config: Any, stats: Any, **kwargs: Any):
     return get_policy_class(config.type)(config, stats, **kwargs)
 
 
-def load_policy(path: str | Path):
-    """Load any saved policy checkpoint folder, dispatching on its config's ``type``."""
+def load_policy(path: str | Path, device: str | None = None):
+    """Load any saved policy checkpoint folder, dispatching on its config's ``type``; with
+    ``device`` (e.g. ``"cuda:0"``, ``"cpu"``) its parameters are moved there."""
     config_file = Path(path) / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(
             f"{str(path)!r} is not a policy checkpoint: it has no config.json (written by save_pretrained)"
         )
     policy_type = json.loads(config_file.read_text()).get("type")
-    return get_policy_class(policy_type).from_pretrained(path)
+    policy = get_policy_class(policy_type).from_pretrained(path)
+    return policy if device is None else policy.to(device)
 
 
 __all__ = [
