@@ -12,9 +12,9 @@ reproducible. The first ``--execute-steps`` actions of each chunk are executed.
 Stored per step (on top of what ``stare-robot demos`` stores: ``obs/*``, ``sim/*``, ``action``,
 ``reward``, ``timestamp``): ``stage`` (STARE separator over the privileged state),
 ``policy/query_step`` (the step whose observation produced this action) and ``policy/sample``
-(what that chunk's log-likelihood needs: the sampled normalised chunk for the token head, the
-whole noisy denoising chain for the flow head, see
-:mod:`stare_robot.policies.pi0.likelihood_pi0`). The log-likelihood is not stored: the trainer
+(what that chunk's log-likelihood needs, the policy's sampling record (training protocol,
+:mod:`stare_robot.policies.protocol`): for pi0 the sampled normalised chunk for the token head,
+the whole noisy denoising chain for the flow head). The log-likelihood is not stored: the trainer
 recomputes it under the policy and the reference, which keeps the rollouts policy-agnostic.
 
 Why not ``sim/rollout.py``'s loop: it keeps only the outcome; collection needs every step's
@@ -48,7 +48,7 @@ def collect_episode(
     env, policy, seed: int, max_steps: int, execute_steps: int, noise_std: float
 ) -> tuple[list[dict[str, Any]], bool]:
     """One sampled episode -> (per-step records without ``stage``, success)."""
-    from stare_robot.policies.pi0.likelihood_pi0 import sample_for_rollout
+    from stare_robot.policies.protocol import sample_for_rollout
 
     if max_steps < 1 or execute_steps < 1:
         raise ValueError(
@@ -118,7 +118,7 @@ def collect_rollouts(
 
     from stare_robot.data.store import EpisodeStore
     from stare_robot.policies import load_policy
-    from stare_robot.policies.pi0.likelihood_pi0 import DEFAULT_CHAIN_NOISE_STD
+    from stare_robot.policies.protocol import DEFAULT_NOISE_STD
 
     spec = get_task(task)
     if num < 1:
@@ -131,7 +131,7 @@ def collect_rollouts(
         )
     max_steps = default_max_steps(spec.name) if max_steps is None else max_steps
     execute_steps = DEFAULT_EXECUTE_STEPS if execute_steps is None else execute_steps
-    noise_std = DEFAULT_CHAIN_NOISE_STD if noise_std is None else noise_std
+    noise_std = DEFAULT_NOISE_STD if noise_std is None else noise_std
     if noise_std <= 0:
         raise ValueError(
             f"noise_std must be > 0 (the flow head's sampler must be stochastic), got {noise_std}"

@@ -255,7 +255,7 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from stare_robot.policies import load_policy
-    from stare_robot.policies.pi0.likelihood_pi0 import prefix_scoring_is_exact
+    from stare_robot.policies.protocol import SamplingSpec
     from stare_robot.sim.evaluate import (
         DEFAULT_EXECUTE_STEPS,
         check_policy_fits_env,
@@ -287,7 +287,8 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     seed_everything(args.seed)
     noisy_steps = args.noisy_steps or None
     # the likelihood covers the executed chunk steps where that is exact (see ActorCritic)
-    scored = execute_steps if prefix_scoring_is_exact(policy, noisy_steps) else None
+    exact = policy.prefix_scoring_is_exact(SamplingSpec(args.noise_std, noisy_steps))
+    scored = execute_steps if exact else None
     ac = ActorCritic(policy, args.noise_std, noisy_steps, scored_steps=scored)
     optimizer = torch.optim.AdamW(
         [

@@ -10,13 +10,14 @@ The trainable policy starts from ``--ckpt``; the reference pi_ref (``--ref``, de
 checkpoint) is frozen: its log-likelihoods are computed once, without gradients, before training,
 and the reference network is then dropped, so no gradient can reach it.
 
-Per-step log-likelihood (both heads, :mod:`stare_robot.policies.pi0.likelihood_pi0`): a rollout
-queries the policy every few steps; each executed step takes the log-likelihood of the sample of
-the query that produced it (``policy/query_step``, ``policy/sample``): the chunk's exact log-prob
-for the token head, the noisy denoising chain's log-density for the flow head. Episodes without
-sampler records (demonstrations, teleoperated robot episodes) use their recorded actions cut into
-chunks from every ``chunk_size``-th step - exact for the token head, impossible for the flow head
-(no chain), which is a clear error. The losses themselves are :mod:`.losses_tpo`.
+Per-step log-likelihood (the policy's ``log_prob`` of sampling records, the training protocol of
+:mod:`stare_robot.policies.protocol`): a rollout queries the policy every few steps; each executed
+step takes the log-likelihood of the record of the query that produced it (``policy/query_step``,
+``policy/sample``): for pi0, the chunk's exact log-prob for the token head, the noisy denoising
+chain's log-density for the flow head. Episodes without sampler records (demonstrations,
+teleoperated robot episodes) use their recorded actions cut into chunks from every
+``chunk_size``-th step (``records_from_actions``) - exact for the token head, impossible for the
+flow head (no chain), which is a clear error. The losses themselves are :mod:`.losses_tpo`.
 
 Keeping a good policy good (measured in benchmarks/tpo_comparison.py): the loss adds a success
 anchor (``--anchor``, :func:`~stare_robot.train.losses_tpo.success_anchor`); with held-out pairs
@@ -127,7 +128,6 @@ def load_episode(
 ) -> EpisodeData:
     """Read what the likelihoods need from the store (see the module docstring)."""
     from stare_robot.data.store import EpisodeStore
-    from stare_robot.policies.pi0.likelihood_pi0 import is_token_policy, record_shape
 
     store = stores.setdefault(info.store, EpisodeStore.open(info.store))
     reader = store[info.episode]
@@ -141,8 +141,7 @@ def load_episode(
     stage = np.asarray(reader[keys.STAGE][:], np.int64)
     length = len(stage)
     recorded_std = reader.attrs.get(keys.ATTR_CHAIN_NOISE_STD)
-    flow = not is_token_policy(policy)
-    if flow and None not in (noise_std, recorded_std) and not np.isclose(recorded_std, noise_std):
+    if policy.likelihood_uses_noise_std and None not in (noise_std, recorded_std) and not np.isclose(recorded_std, noise_std):
         raise PreferenceError(
             f"episode {info.episode} of {info.store} was sampled with chain noise "
             f"{recorded_std}, the run scores chains with {noise_std}; collect the rollouts "
@@ -154,7 +153,7 @@ def load_episode(
         samples = torch.from_numpy(
             np.asarray(reader[keys.POLICY_SAMPLE].oindex[points], np.float32)
         )
-        want = record_shape(policy)
+        want = tuple(policy.record_shape)
         if tuple(samples.shape[1:]) != want:
             raise PreferenceError(
                 f"episode {info.episode} of {info.store} holds sampler records of shape "
@@ -164,19 +163,20 @@ def load_episode(
         is_pad = None
         step_query = np.searchsorted(points, query_step)
     else:  # demonstration / teleoperation: the recorded actions, chunk by chunk
-        if not is_token_policy(policy):
-            raise PreferenceError(
-                f"episode {info.episode} of {info.store} has no sampler records "
-                f"({keys.POLICY_SAMPLE!r}); the flow head's likelihood needs the denoising chain "
-                "recorded at collection (stare-robot rollouts), so demonstrations can only be "
-                "used with a pi0_tokens policy"
-            )
-        chunk = policy.config.chunk_size
+        chunk = policy.metadata.chunk_size
         points = np.arange(0, length, chunk)
         actions = np.asarray(reader[keys.ACTION][:], np.float32)
         padded = np.concatenate([actions, np.repeat(actions[-1:], chunk, axis=0)])
         windows = np.stack([padded[p : p + chunk] for p in points])
-        samples = policy.processor.normalize_action(windows)
+        samples = policy.records_from_actions(windows)
+        if samples is None:
+            raise PreferenceError(
+                f"episode {info.episode} of {info.store} has no sampler records "
+                f"({keys.POLICY_SAMPLE!r}); a {policy.config.type!r} policy's likelihood needs "
+                "the sampler's own record (the flow head's: the denoising chain recorded at "
+                "collection, stare-robot rollouts), so demonstrations can only be used with a "
+                "policy that scores plain actions (e.g. pi0_tokens)"
+            )
         is_pad = torch.from_numpy((points[:, None] + np.arange(chunk)) >= length)
         step_query = np.arange(length) // chunk
     obs = {k: torch.from_numpy(np.asarray(reader[k].oindex[points])) for k in input_keys}
@@ -196,8 +196,9 @@ def load_episode(
 
 def episode_log_probs(policy, episodes: list[EpisodeData], noise_std: float) -> list[torch.Tensor]:
     """Per-step log-likelihoods (T_e,) of each episode under ``policy`` (differentiable)."""
-    from stare_robot.policies.pi0.likelihood_pi0 import record_log_prob
+    from stare_robot.policies.protocol import SamplingSpec
 
+    spec = SamplingSpec(noise_std=noise_std)  # rollouts sample with noise at every step
     obs_keys = list(episodes[0].obs)
     flat_obs = {k: torch.cat([e.obs[k] for e in episodes]) for k in obs_keys}
     instructions = [e.instruction for e in episodes for _ in range(e.num_queries)]
@@ -208,7 +209,7 @@ def episode_log_probs(policy, episodes: list[EpisodeData], noise_std: float) -> 
             [
                 e.is_pad
                 if e.is_pad is not None
-                else torch.zeros(e.num_queries, policy.config.chunk_size, dtype=torch.bool)
+                else torch.zeros(e.num_queries, policy.metadata.chunk_size, dtype=torch.bool)
                 for e in episodes
             ]
         )
@@ -219,7 +220,7 @@ def episode_log_probs(policy, episodes: list[EpisodeData], noise_std: float) -> 
         batch[keys.INSTRUCTION] = instructions[part]
         if pads is not None:
             batch[keys.ACTION_IS_PAD] = pads[part]
-        values.append(record_log_prob(policy, batch, samples[part], noise_std))
+        values.append(policy.log_prob(batch, samples[part], spec))
     per_query = torch.cat(values)
     out, offset = [], 0
     for e in episodes:
@@ -445,13 +446,13 @@ class TPOArgs:
 
 def _noise_std(pairs: list[PreferencePair], override: float | None) -> float:
     from stare_robot.data.store import EpisodeStore
-    from stare_robot.policies.pi0.likelihood_pi0 import DEFAULT_CHAIN_NOISE_STD
+    from stare_robot.policies.protocol import DEFAULT_NOISE_STD
 
     if override is not None:
         return float(override)
     first = pairs[0].chosen
     attrs = EpisodeStore.open(first.store)[first.episode].attrs
-    return float(attrs.get(keys.ATTR_CHAIN_NOISE_STD, DEFAULT_CHAIN_NOISE_STD))
+    return float(attrs.get(keys.ATTR_CHAIN_NOISE_STD, DEFAULT_NOISE_STD))
 
 
 def keep_starting_weights(args: TPOArgs, reason: str) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Log-likelihoods of sampled action chunks, for both pi0 action heads (used by TPO / PPO).
+"""Log-likelihoods of sampled action chunks, for both pi0 action heads: the math behind the
+training-protocol methods (``sample`` / ``score``, :mod:`stare_robot.policies.protocol`) of
+:class:`~.modeling_pi0.PI0Policy` and :class:`~.modeling_pi0_tokens.PI0TokensPolicy`; training
+code calls those methods, never this module.
 
 **Token head** (``pi0_tokens``): exact. The sampled chunk is a grid of bins; its log-probability
 is the policy's own factorised ``log_prob`` (sum over chunk steps and action dims).
@@ -40,35 +43,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
-from stare_robot.policies.base import Observation, check_observation
+from stare_robot.policies.protocol import DEFAULT_NOISE_STD, SamplingSpec
 
-DEFAULT_CHAIN_NOISE_STD = 0.1  # sigma, in normalised action units (data std = 1)
-
-
-def is_token_policy(policy: Any) -> bool:
-    from stare_robot.policies.pi0.modeling_pi0_tokens import PI0TokensPolicy
-
-    return isinstance(policy, PI0TokensPolicy)
-
-
-def _prefix_and_state(policy, batch: Mapping[str, Any]):
-    inputs = policy.processor.model_inputs(batch, policy.device)
-    return policy._run_prefix(inputs), policy._padded_state(inputs), inputs
-
-
-def sample_chain(
-    policy, batch: Mapping[str, Any], generator: torch.Generator, noise_std: float
-) -> torch.Tensor:
-    """Run the noise-injected sampler (module docstring) on a collated batch, without gradients.
-
-    Returns the chain (B, N + 1, chunk, max_action_dim); ``chain[:, -1, :, :action_dim]`` is the
-    normalised action chunk."""
-    with torch.no_grad():
-        prefix, state, _ = _prefix_and_state(policy, batch)
-        return _chain_from_prefix(policy, prefix, state, generator, noise_std)
+DEFAULT_CHAIN_NOISE_STD = DEFAULT_NOISE_STD  # sigma, in normalised action units (data std = 1)
 
 
 def _noisy(k: int, steps: int, noisy_steps: int | None) -> bool:
@@ -77,29 +56,43 @@ def _noisy(k: int, steps: int, noisy_steps: int | None) -> bool:
     return noisy_steps is None or k >= steps - noisy_steps
 
 
-def _chain_from_prefix(
-    policy, prefix, state, generator: torch.Generator, noise_std: float, noisy_steps: int | None = None
-):
-    return _sample_chain(policy, prefix, state, generator, noise_std, noisy_steps)[0]
-
-
 def _gaussian_log_density(z: torch.Tensor, noise_std: float) -> torch.Tensor:
     """log N(sigma * z; 0, sigma^2 I) summed over all but the batch dimension."""
     return (-0.5 * z.pow(2) - math.log(noise_std) - 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
 
 
-def _sample_chain(
-    policy, prefix, state, generator: torch.Generator, noise_std: float,
-    noisy_steps: int | None = None, scored_steps: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chain, its log-density): at sampling time each noisy transition's density is that of the
-    noise just injected, so the sampler scores its own chain without re-running the velocity
-    field (equal to :func:`_chain_log_prob_from_prefix` on the same chain and weights)."""
-    check_scored_steps(policy, noisy_steps, scored_steps)
-    scored = slice(0, scored_steps)  # None: the whole chunk
-    dims = policy.config.action_dim
+def _check_noise(noise_std: float) -> None:
     if noise_std <= 0:
         raise ValueError(f"noise_std must be > 0 for a tractable chain likelihood, got {noise_std}")
+
+
+def check_chain(policy, chain: Any) -> torch.Tensor:
+    """``chain`` as a float tensor on the policy's device, shape-checked: (B, N+1, chunk, max_A)."""
+    bcfg = policy.backbone.config
+    steps = policy.config.num_inference_steps
+    chain = torch.as_tensor(chain, device=policy.device).float()
+    want = (steps + 1, bcfg.chunk_size, bcfg.max_action_dim)
+    if chain.ndim != 4 or tuple(chain.shape[1:]) != want:
+        raise ValueError(
+            f"chain has shape {tuple(chain.shape)}, expected (B, num_inference_steps + 1, "
+            f"chunk_size, max_action_dim) = (B, {', '.join(map(str, want))}); was it recorded "
+            "by a policy with other settings?"
+        )
+    return chain
+
+
+def sample_chain(
+    policy, prefix, state, generator: torch.Generator, spec: SamplingSpec
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chain (B, N+1, chunk, max_A), its log-density (B,)) of the noise-injected sampler (module
+    docstring) from an already computed prefix: at sampling time each noisy transition's density
+    is that of the noise just injected, so the sampler scores its own chain without re-running
+    the velocity field (equal to :func:`chain_log_prob_from_prefix` on the same chain and
+    weights). ``chain[:, -1, :, :action_dim]`` is the normalised action chunk."""
+    noise_std, noisy_steps = spec.noise_std, spec.noisy_steps
+    scored = slice(0, spec.scored_steps)  # None: the whole chunk
+    dims = policy.config.action_dim
+    _check_noise(noise_std)
     bcfg = policy.backbone.config
     steps = policy.config.num_inference_steps
     shape = (state.shape[0], bcfg.chunk_size, bcfg.max_action_dim)
@@ -119,62 +112,19 @@ def _sample_chain(
     return torch.stack(chain, dim=1), log_prob
 
 
-def chain_log_prob(
-    policy, batch: Mapping[str, Any], chain: torch.Tensor, noise_std: float
+def chain_log_prob_from_prefix(
+    policy, prefix, state, chain: torch.Tensor, spec: SamplingSpec
 ) -> torch.Tensor:
-    """Differentiable log pi_theta(chain | obs): batch (B obs, collated), chain (B, N+1, chunk,
-    max_action_dim) -> (B,). See the module docstring for the formula."""
-    bcfg = policy.backbone.config
-    steps = policy.config.num_inference_steps
-    chain = torch.as_tensor(chain, device=policy.device).float()
-    want = (steps + 1, bcfg.chunk_size, bcfg.max_action_dim)
-    if chain.ndim != 4 or tuple(chain.shape[1:]) != want:
-        raise ValueError(
-            f"chain has shape {tuple(chain.shape)}, expected (B, num_inference_steps + 1, "
-            f"chunk_size, max_action_dim) = (B, {', '.join(map(str, want))}); was it recorded "
-            "by a policy with other settings?"
-        )
-    if noise_std <= 0:
-        raise ValueError(f"noise_std must be > 0, got {noise_std}")
-    prefix, state, _ = _prefix_and_state(policy, batch)
-    return _chain_log_prob_from_prefix(policy, prefix, state, chain, noise_std)
-
-
-def prefix_scoring_is_exact(policy, noisy_steps: int | None) -> bool:
-    """Whether the likelihood of the chunk's first steps alone is their exact marginal: so where
-    the chunk's steps are independent given the observation, i.e. the token head, and the flow
-    head with noise in the last denoising step only (a prefix of that Gaussian is Gaussian)."""
-    return is_token_policy(policy) or noisy_steps == 1
-
-
-def check_scored_steps(policy, noisy_steps: int | None, scored_steps: int | None) -> None:
-    """Scoring only the first ``scored_steps`` chunk steps: in range, and exact
-    (:func:`prefix_scoring_is_exact`)."""
-    if scored_steps is None:
-        return
-    chunk = policy.config.chunk_size
-    if not 1 <= scored_steps <= chunk:
-        raise ValueError(f"scored_steps must be in 1..chunk_size={chunk}, got {scored_steps}")
-    if not prefix_scoring_is_exact(policy, noisy_steps):
-        raise ValueError(
-            "scoring a prefix of the chunk needs noisy_steps=1 for the flow head: noise in earlier "
-            f"denoising steps mixes all chunk steps (got noisy_steps={noisy_steps})"
-        )
-
-
-def _chain_log_prob_from_prefix(
-    policy, prefix, state, chain: torch.Tensor, noise_std: float, noisy_steps: int | None = None,
-    scored_steps: int | None = None,
-):
     """Sum of the noisy transitions' Gaussian log-densities. A noiseless transition is recomputed
     from the previous state (with gradients) instead of read from the chain, so with
     ``noisy_steps=1`` this is log N(a; mu_theta(x_0, o), sigma^2 I): the density of the chunk given
     the initial noise x_0, the policy's deterministic ODE map plus one Gaussian step; with
-    ``scored_steps`` only that Gaussian's first chunk steps (:func:`check_scored_steps`)."""
-    check_scored_steps(policy, noisy_steps, scored_steps)
+    ``scored_steps`` only that Gaussian's first chunk steps (the flow head's ``check_sampling``)."""
+    noise_std, noisy_steps = spec.noise_std, spec.noisy_steps
+    _check_noise(noise_std)
     steps = policy.config.num_inference_steps
     dims = policy.config.action_dim
-    scored = slice(0, scored_steps)  # None: the whole chunk
+    scored = slice(0, spec.scored_steps)  # None: the whole chunk
     total = chain.new_zeros(chain.shape[0])
     x = chain[:, 0]
     for k in range(steps):
@@ -188,93 +138,10 @@ def _chain_log_prob_from_prefix(
     return total
 
 
-def sample_records(
-    policy, prefix, inputs, generator: torch.Generator, noise_std: float,
-    noisy_steps: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample a batch of chunks from an already computed prefix (no gradients).
-
-    Returns (records, normalised chunks (B, chunk, A)): a record is the sampled normalised chunk
-    (chunk, A) for the token head, the chain (N+1, chunk, max_A) for the flow head."""
-    records, normalized, _ = sample_scored_records(
-        policy, prefix, inputs, generator, noise_std, noisy_steps
-    )
-    return records, normalized
-
-
-def sample_scored_records(
-    policy, prefix, inputs, generator: torch.Generator, noise_std: float,
-    noisy_steps: int | None = None, scored_steps: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`sample_records` plus the records' (B,) log-likelihood, as :func:`records_log_prob`
-    gives it, at the cost of the sampling alone (what PPO's rollouts need)."""
-    with torch.no_grad():
-        if is_token_policy(policy):
-            normalized = policy._sample_normalized(prefix, inputs, generator)
-            log_prob = records_log_prob(
-                policy, prefix, inputs, normalized, noise_std, noisy_steps, scored_steps
-            )
-            return normalized, normalized, log_prob
-        chain, log_prob = _sample_chain(
-            policy, prefix, policy._padded_state(inputs), generator, noise_std, noisy_steps,
-            scored_steps,
-        )
-        return chain, chain[:, -1, :, : policy.config.action_dim], log_prob
-
-
-def records_log_prob(
-    policy, prefix, inputs, records: torch.Tensor, noise_std: float, noisy_steps: int | None = None,
-    scored_steps: int | None = None,
+def chain_log_prob(
+    policy, batch: Mapping[str, Any], chain: torch.Tensor, noise_std: float
 ) -> torch.Tensor:
-    """(B,) log-likelihood of ``records`` from an already computed prefix (differentiable when the
-    prefix is): what PPO uses so that one prefix pass serves the likelihood and the value head.
-    ``noisy_steps`` must be what sampled them (None: noise at every step). ``scored_steps``: the
-    likelihood of the chunk's first N steps only, the ones a rollout executes (PPO's action);
-    the steps it never executes would add noise to every ratio and no signal."""
-    records = torch.as_tensor(records, device=policy.device).float()
-    if is_token_policy(policy):
-        check_scored_steps(policy, noisy_steps, scored_steps)
-        return policy.step_log_probs(policy._logits(prefix), records)[:, :scored_steps].sum(-1)
-    return _chain_log_prob_from_prefix(
-        policy, prefix, policy._padded_state(inputs), records, noise_std, noisy_steps, scored_steps
-    )
-
-
-def sample_for_rollout(
-    policy, obs: Observation, seed: int, noise_std: float = DEFAULT_CHAIN_NOISE_STD
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sample one chunk for a rollout and what its log-likelihood needs.
-
-    Returns (action chunk (chunk, A) float32 in robot units, record): the record is the
-    normalised sampled chunk (chunk, A) for the token head, the chain (N+1, chunk, max_A) for the
-    flow head; :func:`record_log_prob` scores it."""
-    check_observation(obs, policy.metadata)
-    batch = policy.processor.collate([obs])
-    generator = torch.Generator(device=policy.device).manual_seed(int(seed))
-    was_training = policy.training
-    policy.eval()
-    try:
-        with torch.no_grad():
-            prefix, _, inputs = _prefix_and_state(policy, batch)
-            records, normalized = sample_records(policy, prefix, inputs, generator, noise_std)
-        action = policy.processor.unnormalize_action(normalized)[0]
-    finally:
-        policy.train(was_training)
-    return action.cpu().numpy().astype(np.float32), records[0].cpu().numpy().astype(np.float32)
-
-
-def record_log_prob(
-    policy, batch: Mapping[str, Any], records: torch.Tensor, noise_std: float
-) -> torch.Tensor:
-    """(B,) differentiable log-likelihood of recorded samples (see :func:`sample_for_rollout`)."""
-    if is_token_policy(policy):
-        return policy.log_prob(batch, records)
-    return chain_log_prob(policy, batch, records, noise_std)
-
-
-def record_shape(policy) -> tuple[int, ...]:
-    """Per-sample shape of a record for ``policy`` (what collection stores per step)."""
-    if is_token_policy(policy):
-        return (policy.config.chunk_size, policy.config.action_dim)
-    bcfg = policy.backbone.config
-    return (policy.config.num_inference_steps + 1, bcfg.chunk_size, bcfg.max_action_dim)
+    """Differentiable log pi_theta(chain | obs) of chains sampled with noise at every step: batch
+    (B obs, collated), chain (B, N+1, chunk, max_action_dim) -> (B,) (the flow head's
+    ``log_prob``)."""
+    return policy.log_prob(batch, chain, SamplingSpec(noise_std=noise_std))

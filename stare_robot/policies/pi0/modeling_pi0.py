@@ -48,18 +48,28 @@ from stare_robot.keys import (
 from stare_robot.policies.base import (
     Observation,
     ObservationError,
-    Policy,
     PolicyMetadata,
     check_observation,
 )
 from stare_robot.policies.normalize import NormalizationStats
 from stare_robot.policies.pi0.configuration_pi0 import PI0PolicyConfig
+from stare_robot.policies.pi0.likelihood_pi0 import (
+    chain_log_prob_from_prefix,
+    check_chain,
+    sample_chain,
+)
 from stare_robot.policies.pi0.processor_pi0 import (
     TOKENIZER_CONFIG_FILE,
     PI0Inputs,
     PI0Processor,
     input_specs,
     load_tokenizer,
+)
+from stare_robot.policies.protocol import (
+    SampledChunks,
+    SamplingSpec,
+    ScoredRecords,
+    TrainablePolicy,
 )
 from stare_robot.policies.stake import NUM_QUERIES, StaKe
 
@@ -148,7 +158,7 @@ class Prefix:
     queries_start: int  # position of the first appended query token (StaKe, then action queries)
 
 
-class PI0Policy(nn.Module, Policy):
+class PI0Policy(nn.Module, TrainablePolicy):
     """pi0 with the flow-matching action expert (``type="pi0"``)."""
 
     config_class = PI0PolicyConfig
@@ -415,12 +425,96 @@ class PI0Policy(nn.Module, Policy):
         prefix.cache.crop(prefix_length - prefix.cache.get_seq_length())
         return velocity
 
-    def log_prob(self, obs: Mapping[str, Any], actions: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(
-            "the flow-matching head has no exact log-probability of an action chunk; use the "
-            "stochastic denoising chain's log-prob (stare_robot.policies.pi0.likelihood_pi0."
-            "chain_log_prob, what TPO uses for type='pi0') or type='pi0_tokens' (exact)"
-        )
+    # --- training protocol (stare_robot.policies.protocol) ---
+    # The flow head has no tractable density of a chunk: its records are the noisy sampler's
+    # denoising chains, scored exactly (likelihood_pi0). ``log_prob(batch, records, spec)`` is
+    # that chain log-likelihood; the action-token head overrides the record hooks below.
+
+    @property
+    def record_shape(self) -> tuple[int, ...]:
+        """(num_inference_steps + 1, chunk, max_action_dim): the denoising chain."""
+        bcfg = self.backbone.config
+        return (self.config.num_inference_steps + 1, bcfg.chunk_size, bcfg.max_action_dim)
+
+    @property
+    def value_feature_dim(self) -> int:
+        return self.backbone.config.vlm_config.text_config.hidden_size
+
+    @property
+    def likelihood_uses_noise_std(self) -> bool:
+        return True
+
+    @property
+    def aux_heads(self) -> dict[str, nn.Module]:
+        if self.stake is None:
+            return {}
+        return {"stage_head": self.stake.stage_head, "keyframe_head": self.stake.keyframe_head}
+
+    def prefix_scoring_is_exact(self, spec: SamplingSpec) -> bool:
+        """Noise in the last denoising step only: a prefix of that Gaussian is Gaussian."""
+        return spec.noisy_steps == 1
+
+    def check_sampling(self, spec: SamplingSpec) -> None:
+        scored = spec.scored_steps
+        in_range = scored is not None and 1 <= scored <= self.config.chunk_size
+        if in_range and not self.prefix_scoring_is_exact(spec):
+            raise ValueError(
+                "scoring a prefix of the chunk needs noisy_steps=1 for the flow head: noise in "
+                f"earlier denoising steps mixes all chunk steps (got noisy_steps={spec.noisy_steps})"
+            )
+        super().check_sampling(spec)
+
+    def sample(
+        self, batch: Mapping[str, Any], generator: torch.Generator, spec: SamplingSpec
+    ) -> SampledChunks:
+        self.check_sampling(spec)
+        with torch.no_grad():
+            inputs = self.processor.model_inputs(batch, self.device)
+            prefix = self._run_prefix(inputs)
+            records, normalized, log_prob = self._sample_records(prefix, inputs, generator, spec)
+            actions = self.processor.unnormalize_action(normalized)
+            return SampledChunks(actions, records, log_prob, self._pooled_prefix(prefix))
+
+    def score(
+        self, batch: Mapping[str, Any], records: torch.Tensor, spec: SamplingSpec
+    ) -> ScoredRecords:
+        self.check_sampling(spec)
+        records = self._check_records(records)
+        inputs = self.processor.model_inputs(batch, self.device)
+        prefix = self._run_prefix(inputs)
+        log_prob, entropy = self._score_records(prefix, inputs, records, spec, batch)
+        return ScoredRecords(log_prob, self._pooled_prefix(prefix), entropy)
+
+    def value_features(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        inputs = self.processor.model_inputs(batch, self.device)
+        return self._pooled_prefix(self._run_prefix(inputs))
+
+    def records_from_actions(self, actions: Any) -> torch.Tensor | None:
+        return None  # the chain cannot be recovered from the chunk
+
+    def _pooled_prefix(self, prefix: Prefix) -> torch.Tensor:
+        """(B, hidden) masked mean of the prefix's last hidden states: the value-head features."""
+        keep = prefix.mask[..., None].to(prefix.hidden.dtype)
+        return (prefix.hidden * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+
+    def _check_records(self, records: Any) -> torch.Tensor:
+        return check_chain(self, records)
+
+    def _sample_records(
+        self, prefix: Prefix, inputs: PI0Inputs, generator: torch.Generator, spec: SamplingSpec
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(records, normalised chunks (B, chunk, A), log-likelihood (B,)), no gradients."""
+        chain, log_prob = sample_chain(self, prefix, self._padded_state(inputs), generator, spec)
+        return chain, chain[:, -1, :, : self.config.action_dim], log_prob
+
+    def _score_records(
+        self, prefix: Prefix, inputs: PI0Inputs, records: torch.Tensor, spec: SamplingSpec,
+        batch: Mapping[str, Any],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(log-likelihood (B,), entropy (B,) or None): the chain's transitions have a fixed
+        variance, so its entropy does not depend on the weights."""
+        state = self._padded_state(inputs)
+        return chain_log_prob_from_prefix(self, prefix, state, records, spec), None
 
     # --- checkpoints ---
 

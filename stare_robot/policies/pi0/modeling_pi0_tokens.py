@@ -25,6 +25,7 @@ from stare_robot.keys import ACTION_IS_PAD
 from stare_robot.policies.pi0.configuration_pi0 import PI0TokensPolicyConfig
 from stare_robot.policies.pi0.modeling_pi0 import PI0Policy, Prefix, _masked_mean
 from stare_robot.policies.pi0.processor_pi0 import PI0Inputs
+from stare_robot.policies.protocol import SamplingSpec
 from stare_robot.policies.stake import NUM_QUERIES
 
 
@@ -84,7 +85,10 @@ class PI0TokensPolicy(PI0Policy):
     def _sample_normalized(
         self, prefix: Prefix, inputs: PI0Inputs, generator: torch.Generator | None
     ) -> torch.Tensor:
-        logits = self._logits(prefix)
+        return self._sample_bins(self._logits(prefix), generator)
+
+    def _sample_bins(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, chunk, A, num_bins) logits -> (B, chunk, A) bin centres: argmax, or sampled."""
         if generator is None:
             index = logits.argmax(-1)
         else:
@@ -97,26 +101,58 @@ class PI0TokensPolicy(PI0Policy):
         inputs = self.processor.model_inputs(batch, self.device)
         return self._logits(self._run_prefix(inputs))
 
-    def log_prob(self, obs: Mapping[str, Any], actions: torch.Tensor) -> torch.Tensor:
-        """Exact log-probability of action chunks, differentiable.
+    # --- training protocol: records are normalised chunks of bin centres, scored exactly ---
 
-        obs: a batch in the training format (obs keys with a batch axis, ``instruction`` list;
-            optional ``action_is_pad`` (B, chunk) excludes padded steps).
-        actions: (B, chunk, action_dim) normalised actions (``processor.normalize_action``).
-        Returns (B,) log pi(actions | obs), summed over steps and dimensions.
-        """
-        actions = torch.as_tensor(actions, device=self.device).float()
-        want = (self.config.chunk_size, self.config.action_dim)
+    @property
+    def record_shape(self) -> tuple[int, ...]:
+        return (self.config.chunk_size, self.config.action_dim)
+
+    @property
+    def likelihood_uses_noise_std(self) -> bool:
+        return False
+
+    def prefix_scoring_is_exact(self, spec: SamplingSpec) -> bool:
+        return True  # steps and dimensions are independent given the observation
+
+    def records_from_actions(self, actions: Any) -> torch.Tensor:
+        """Normalised robot-unit chunks: a demonstration's actions are scored exactly."""
+        return self.processor.normalize_action(actions)
+
+    def _check_records(self, records: Any) -> torch.Tensor:
+        actions = torch.as_tensor(records, device=self.device).float()
+        want = self.record_shape
         if actions.ndim != 3 or tuple(actions.shape[1:]) != want:
             raise ValueError(
                 f"actions have shape {tuple(actions.shape)}, expected "
                 f"(B, chunk_size, action_dim) = (B, {want[0]}, {want[1]})"
             )
-        per_step = self.step_log_probs(self.action_logits(obs), actions)
-        if ACTION_IS_PAD in obs:
-            keep = ~torch.as_tensor(obs[ACTION_IS_PAD], device=self.device).bool()
+        return actions
+
+    def _sample_records(
+        self, prefix: Prefix, inputs: PI0Inputs, generator: torch.Generator, spec: SamplingSpec
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits = self._logits(prefix)
+        normalized = self._sample_bins(logits, generator)
+        log_prob = self.step_log_probs(logits, normalized)[:, : spec.scored_steps].sum(-1)
+        return normalized, normalized, log_prob
+
+    def _score_records(
+        self, prefix: Prefix, inputs: PI0Inputs, records: torch.Tensor, spec: SamplingSpec,
+        batch: Mapping[str, Any],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact log pi(records | obs) (module docstring; ``action_is_pad`` steps excluded) and
+        the entropy of the bins, both over the first ``scored_steps`` chunk steps."""
+        logits = self._logits(prefix)
+        per_step = self.step_log_probs(logits, records)
+        if ACTION_IS_PAD in batch:
+            keep = ~torch.as_tensor(batch[ACTION_IS_PAD], device=self.device).bool()
             per_step = per_step * keep.to(per_step.dtype)
-        return per_step.sum(-1)
+        scored = slice(0, spec.scored_steps)  # None: the whole chunk
+        # the entropy reads its own logits pass: one shared pass would sum the two gradients in
+        # another order and change fixed-seed PPO numbers in the last float bits
+        logp = self._logits(prefix).log_softmax(-1)
+        entropy = -(logp.exp() * logp).sum(-1)[:, scored].sum((1, 2))
+        return per_step[:, scored].sum(-1), entropy
 
     def step_log_probs(self, logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """(B, chunk, A, num_bins) logits and (B, chunk, A) normalised actions -> (B, chunk)
