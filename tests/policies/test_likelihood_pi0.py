@@ -9,12 +9,8 @@ import pytest
 import torch
 from policy_helpers import build, observation
 
-from stare_robot.policies.pi0.likelihood_pi0 import (
-    chain_log_prob,
-    record_log_prob,
-    record_shape,
-    sample_for_rollout,
-)
+from stare_robot.policies.pi0.likelihood_pi0 import chain_log_prob
+from stare_robot.policies.protocol import SamplingSpec, sample_for_rollout
 
 SIGMA = 0.2
 
@@ -32,7 +28,7 @@ def test_chain_log_prob_is_the_gaussian_density_of_the_injected_noise(flow_polic
     seed = 1234
     _, chain = sample_for_rollout(policy, obs, seed, SIGMA)
     steps = policy.config.num_inference_steps
-    assert chain.shape == record_shape(policy) == (steps + 1, *chain.shape[1:])
+    assert chain.shape == policy.record_shape == (steps + 1, *chain.shape[1:])
     # replay the generator: x_0, then one eps per denoising step
     gen = torch.Generator().manual_seed(seed)
     shape = chain.shape[1:]
@@ -104,7 +100,7 @@ def test_token_head_record_is_a_bin_grid_scored_exactly():
     obs = observation(policy.config, seed=1)
     action, record = sample_for_rollout(policy, obs, 11, SIGMA)
     assert (
-        record.shape == record_shape(policy) == (policy.config.chunk_size, policy.config.action_dim)
+        record.shape == policy.record_shape == (policy.config.chunk_size, policy.config.action_dim)
     )
     # every sampled value is a bin centre, and the executed chunk is its un-normalisation
     centres = policy.bin_values.numpy()
@@ -113,33 +109,29 @@ def test_token_head_record_is_a_bin_grid_scored_exactly():
         action, policy.processor.unnormalize_action(torch.from_numpy(record)).numpy(), rtol=1e-5
     )
     batch = policy.processor.collate([obs])
-    got = record_log_prob(policy, batch, torch.from_numpy(record)[None], SIGMA)
+    got = policy.log_prob(batch, torch.from_numpy(record)[None], SamplingSpec(SIGMA))
     torch.testing.assert_close(got, policy.log_prob(batch, torch.from_numpy(record)[None]))
 
 
 def test_last_step_noise_chain_is_a_gaussian_around_predict(flow_policy):
     """PPO's sampler (noisy_steps=1): the chain starts at predict()'s zero noise, its mean is
     exactly predict()'s chunk, and the log-prob is one Gaussian step's density."""
-    from stare_robot.policies.pi0.likelihood_pi0 import records_log_prob, sample_records
-
     policy = flow_policy
     obs = observation(policy.config, seed=5)
     batch = policy.processor.collate([obs])
-    inputs = policy.processor.model_inputs(batch, policy.device)
     dims = policy.config.action_dim
+    spec = SamplingSpec(SIGMA, noisy_steps=1)
     with torch.no_grad():
-        prefix = policy._run_prefix(inputs)
-        chain, normalized = sample_records(
-            policy, prefix, inputs, torch.Generator().manual_seed(0), SIGMA, noisy_steps=1
-        )
+        chain = policy.sample(batch, torch.Generator().manual_seed(0), spec).records
+        normalized = chain[:, -1, :, :dims]
         assert float(chain[:, 0].abs().max()) == 0.0
         mean = policy.processor.normalize_action(policy.predict(obs))[None]
         # the sample deviates from predict() by sigma * eps in the last step only
         deviation = (normalized - mean) / SIGMA
         at_mean = chain.clone()
         at_mean[:, -1, :, :dims] = mean
-        best = records_log_prob(policy, prefix, inputs, at_mean, SIGMA, noisy_steps=1)
-        got = records_log_prob(policy, prefix, inputs, chain, SIGMA, noisy_steps=1)
+        best = policy.log_prob(batch, at_mean, spec)
+        got = policy.log_prob(batch, chain, spec)
     n = mean.numel()
     assert best.item() == pytest.approx(-n * (math.log(SIGMA) + 0.5 * math.log(2 * math.pi)), abs=1e-3)
     assert got.item() == pytest.approx(best.item() - 0.5 * float(deviation.pow(2).sum()), abs=1e-3)

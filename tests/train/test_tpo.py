@@ -217,7 +217,7 @@ def test_training_raises_held_out_preference_accuracy_on_real_rollouts(demo_stor
     from stare_robot.sim.collect import collect_rollouts, query_seed
 
     from stare_robot.data.store import EpisodeStore
-    from stare_robot.policies.pi0.likelihood_pi0 import record_shape, sample_for_rollout
+    from stare_robot.policies.protocol import sample_for_rollout
     from stare_robot.stages import annotate_episode
 
     demos = tmp_path / "demos.zarr"
@@ -239,7 +239,7 @@ def test_training_raises_held_out_preference_accuracy_on_real_rollouts(demo_stor
     store = EpisodeStore.open(rollouts)
     policy = load_policy(ckpt)
     first = store[summary["episode_ids"][0]]
-    assert first[keys.POLICY_SAMPLE].shape == (6, *record_shape(policy))
+    assert first[keys.POLICY_SAMPLE].shape == (6, *policy.record_shape)
     assert first[keys.POLICY_QUERY_STEP][:].tolist() == [0, 0, 2, 2, 4, 4]
     assert first.attrs[keys.ATTR_STAGE_FAMILY] == "push_pull" and len(first[keys.STAGE][:]) == 6
     # the stored sample is what the seeded sampler draws again from the stored observation
