@@ -1,8 +1,10 @@
 """The one-method policy interface the server, the evaluator and the ROS nodes rely on.
 
 Inference callers only ever use :meth:`Policy.predict` (or its batched form) and
-:attr:`Policy.metadata`. Training code additionally uses ``log_prob`` / ``training_losses`` on the
-concrete torch policies; those are not part of what a deployed policy must offer.
+:attr:`Policy.metadata`. Training code additionally uses the training protocol
+(:class:`stare_robot.policies.protocol.TrainablePolicy`: sampling with records, ``log_prob`` of
+records, value features, ``training_losses``); that is not part of what a deployed policy must
+offer.
 
 An observation is a flat dict keyed by :mod:`stare_robot.keys` names, one step, no batch axis::
 

@@ -10,6 +10,9 @@ The network is composed from pi0's own parts rather than copied:
 
 Training (``training_losses``) adds the StaKe stage/keyframe losses read at the query positions.
 Inference (``predict``) builds the same prefix, queries included, and never calls the StaKe heads.
+The training protocol (:mod:`stare_robot.policies.protocol`: ``sample`` / ``score`` /
+``value_features``) runs the prefix once per call; its likelihood math is :mod:`.likelihood_pi0`,
+its value features are the masked mean of the prefix's last hidden states.
 
 Checkpoint folder (``save_pretrained``)::
 
