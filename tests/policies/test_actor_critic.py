@@ -109,3 +109,17 @@ def test_ppo_update_stops_at_the_first_minibatch_over_the_kl_limit(target_kl, up
     # only a policy update can be stopped by its KL: the value-only warm-up always runs in full
     warm = ppo_update(ac, optimizer, data, args, np.random.default_rng(0), policy_on=False)
     assert warm["updates"] == 2 * 4 and not warm["kl_stopped"]
+
+
+@pytest.mark.parametrize("policy_type", ["pi0", "pi0_tokens"])
+def test_one_prefix_pass_serves_likelihood_value_and_entropy(policy_type):
+    """act() and evaluate() run the VLM once per batch: the value head reads the same pass."""
+    policy = build(policy_type, "state", seed=2).eval()
+    ac = ActorCritic(policy, noise_std=0.2, noisy_steps=1)
+    observations = [observation(policy.config, seed=s) for s in range(2)]
+    calls = []
+    policy.backbone.model.vlm.register_forward_hook(lambda *_: calls.append(1))
+    out = ac.act(observations, torch.Generator().manual_seed(0))
+    assert len(calls) == 1
+    ac.evaluate(policy.processor.collate(observations), torch.as_tensor(out.records))
+    assert len(calls) == 2

@@ -282,3 +282,16 @@ def test_training_code_uses_only_the_protocol():
     for source in sources:
         assert "policies.pi0" not in source and "isinstance(policy" not in source
         assert "policy._" not in source and "policy)._" not in source
+
+
+def test_the_protocol_module_is_cheap_to_import():
+    """CLIs read DEFAULT_NOISE_STD / SamplingSpec before deciding to load torch."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from stare_robot.policies.protocol import DEFAULT_NOISE_STD, SamplingSpec\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
