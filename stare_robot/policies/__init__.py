@@ -51,7 +51,8 @@ def register_policy(
 ) -> None:
     """Register ``policy_type``: its config class and policy class, each a class or a lazy
     ``"module:attribute"`` path. The config's ``type`` field and ``config.json``'s ``"type"`` must
-    be ``policy_type``; the policy implements :class:`~stare_robot.policies.protocol.TrainablePolicy`.
+    be ``policy_type``; the policy implements
+    :class:`~stare_robot.policies.protocol.TrainablePolicy`.
     Re-registering an existing type is an error unless ``replace``."""
     if not isinstance(policy_type, str) or not policy_type:
         raise ValueError(f"a policy type must be a non-empty string, got {policy_type!r}")
@@ -59,7 +60,9 @@ def register_policy(
         if isinstance(ref, str) and ref.count(":") != 1:
             raise ValueError(f"{what} must be a class or 'module:attribute', got {ref!r}")
         if not isinstance(ref, (str, type)):
-            raise TypeError(f"{what} must be a class or 'module:attribute', got {type(ref).__name__}")
+            raise TypeError(
+                f"{what} must be a class or 'module:attribute', got {type(ref).__name__}"
+            )
     if policy_type in POLICY_TYPES and not replace:
         raise ValueError(f"policy type {policy_type!r} is already registered (pass replace=True)")
     POLICY_TYPES[policy_type] = (config_class, policy_class)

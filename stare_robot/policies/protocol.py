@@ -11,7 +11,8 @@ plus a registry line (:func:`stare_robot.policies.register_policy`), checked by
                                     axis, ``instruction`` list): the format of every method below
     processor.normalize_action(a)   robot-unit actions (..., A) -> normalised (the training batch's)
     processor.unnormalize_action(a) the inverse
-    training_losses(batch)          {"loss": total, ...} scalar losses of a training batch (SFT + aux)
+    training_losses(batch)          {"loss": total, ...} scalar losses of a training batch
+                                    (SFT + auxiliary heads)
     save_pretrained(dir) / from_pretrained(dir)   a checkpoint folder with config.json
     aux_heads                       {name: module} used by training_losses only, never by inference
 
@@ -144,7 +145,9 @@ class TrainablePolicy(Policy):
             return
         chunk = self.metadata.chunk_size
         if not 1 <= spec.scored_steps <= chunk:
-            raise ValueError(f"scored_steps must be in 1..chunk_size={chunk}, got {spec.scored_steps}")
+            raise ValueError(
+                f"scored_steps must be in 1..chunk_size={chunk}, got {spec.scored_steps}"
+            )
         if not self.prefix_scoring_is_exact(spec):
             raise ValueError(
                 f"scoring only the first {spec.scored_steps} chunk steps is not an exact "

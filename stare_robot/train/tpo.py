@@ -141,7 +141,8 @@ def load_episode(
     stage = np.asarray(reader[keys.STAGE][:], np.int64)
     length = len(stage)
     recorded_std = reader.attrs.get(keys.ATTR_CHAIN_NOISE_STD)
-    if policy.likelihood_uses_noise_std and None not in (noise_std, recorded_std) and not np.isclose(recorded_std, noise_std):
+    mismatch = None not in (noise_std, recorded_std) and not np.isclose(recorded_std, noise_std)
+    if policy.likelihood_uses_noise_std and mismatch:
         raise PreferenceError(
             f"episode {info.episode} of {info.store} was sampled with chain noise "
             f"{recorded_std}, the run scores chains with {noise_std}; collect the rollouts "

@@ -8,10 +8,10 @@ MLP Gaussian chunk policy (``type="mlp_gaussian"``, state mode only)::
     a      ~ N(mean, diag(exp(log_std))^2), log_std (A,) learned or fixed
     log pi(a | o) = sum over steps and dims of log N(a; mean, std^2)   exact
 
-A record is the sampled normalised chunk; ``predict`` returns the mean. Two auxiliary heads (stage
-logit, keyframe) read ``h`` in ``training_losses`` only, as StaKe's do for pi0. The checkpoint folder
-holds config.json, model.safetensors and normalization_stats.json. Register it with
-``register_policy(MLP_TYPE, MLPPolicyConfig, MLPGaussianPolicy)``.
+A record is the sampled normalised chunk; ``predict`` returns the mean. Two auxiliary heads
+(stage logit, keyframe) read ``h`` in ``training_losses`` only, as StaKe's do for pi0. The
+checkpoint folder holds config.json, model.safetensors and normalization_stats.json. Register it
+with ``register_policy(MLP_TYPE, MLPPolicyConfig, MLPGaussianPolicy)``.
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ class MLPPolicyConfig:
 
     def validate(self) -> None:
         if self.type != MLP_TYPE or self.obs_mode != "state":
-            raise ValueError(f"{MLP_TYPE} reads state only, got type={self.type!r} obs_mode={self.obs_mode!r}")
+            raise ValueError(
+                f"{MLP_TYPE} reads state only, got type={self.type!r} obs_mode={self.obs_mode!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "cameras": list(self.cameras)}
@@ -124,11 +126,16 @@ class MLPProcessor:
         if missing:
             raise ObservationError(f"batch is missing {missing}")
         mode = self.config.normalization
-        parts = [self.stats[k].normalize(torch.as_tensor(batch[k]).float(), mode) for k in self.state_keys]
+        parts = [
+            self.stats[k].normalize(torch.as_tensor(batch[k]).float(), mode)
+            for k in self.state_keys
+        ]
         return torch.cat(parts, -1).to(device)
 
     def normalize_action(self, action: Any) -> torch.Tensor:
-        return self.stats[ACTION].normalize(torch.as_tensor(action).float(), self.config.normalization)
+        return self.stats[ACTION].normalize(
+            torch.as_tensor(action).float(), self.config.normalization
+        )
 
     def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
         return self.stats[ACTION].unnormalize(action, self.config.normalization)
@@ -144,8 +151,10 @@ class MLPGaussianPolicy(nn.Module, TrainablePolicy):
         self.processor = MLPProcessor(config, stats)
         c = config
         self.encoder = nn.Sequential(
-            nn.Linear(c.state_dim + c.env_state_dim, c.hidden), nn.Tanh(),
-            nn.Linear(c.hidden, c.hidden), nn.Tanh(),
+            nn.Linear(c.state_dim + c.env_state_dim, c.hidden),
+            nn.Tanh(),
+            nn.Linear(c.hidden, c.hidden),
+            nn.Tanh(),
         )
         self.mean_head = nn.Linear(c.hidden, c.chunk_size * c.action_dim)
         log_std = torch.full((c.action_dim,), float(c.init_log_std))
@@ -159,8 +168,13 @@ class MLPGaussianPolicy(nn.Module, TrainablePolicy):
         if c.env_state_dim:
             inputs[OBS_ENV_STATE] = ArraySpec((c.env_state_dim,), "float32")
         self._metadata = PolicyMetadata(
-            name=c.type, version="test", action_space=c.action_space, action_dim=c.action_dim,
-            chunk_size=c.chunk_size, control_rate_hz=c.control_rate_hz, inputs=inputs,
+            name=c.type,
+            version="test",
+            action_space=c.action_space,
+            action_dim=c.action_dim,
+            chunk_size=c.chunk_size,
+            control_rate_hz=c.control_rate_hz,
+            inputs=inputs,
             instruction_required=False,
         )
 
@@ -214,25 +228,35 @@ class MLPGaussianPolicy(nn.Module, TrainablePolicy):
     def prefix_scoring_is_exact(self, spec: SamplingSpec) -> bool:
         return True  # the chunk steps are independent given the observation
 
-    def sample(self, batch: Mapping[str, Any], generator: torch.Generator, spec: SamplingSpec) -> SampledChunks:
+    def sample(
+        self, batch: Mapping[str, Any], generator: torch.Generator, spec: SamplingSpec
+    ) -> SampledChunks:
         self.check_sampling(spec)
         with torch.no_grad():
             h, mean = self._encode(batch)
-            x = mean + self.log_std.exp() * torch.randn(mean.shape, generator=generator, device=self.device)
+            x = mean + self.log_std.exp() * torch.randn(
+                mean.shape, generator=generator, device=self.device
+            )
             log_prob = self._step_log_density(x, mean)[:, : spec.scored_steps].sum(-1)
             return SampledChunks(self.processor.unnormalize_action(x), x, log_prob, h)
 
-    def score(self, batch: Mapping[str, Any], records: torch.Tensor, spec: SamplingSpec) -> ScoredRecords:
+    def score(
+        self, batch: Mapping[str, Any], records: torch.Tensor, spec: SamplingSpec
+    ) -> ScoredRecords:
         self.check_sampling(spec)
         records = torch.as_tensor(records, device=self.device).float()
         if tuple(records.shape[1:]) != self.record_shape:
-            raise ValueError(f"records have shape {tuple(records.shape)}, expected (B, {self.record_shape})")
+            raise ValueError(
+                f"records have shape {tuple(records.shape)}, expected (B, {self.record_shape})"
+            )
         h, mean = self._encode(batch)
         per_step = self._step_log_density(records, mean)
         if ACTION_IS_PAD in batch:
             per_step = per_step * (~torch.as_tensor(batch[ACTION_IS_PAD]).bool()).to(per_step)
         steps = per_step[:, : spec.scored_steps].shape[1]
-        entropy = (self.log_std + 0.5 + HALF_LOG_2PI).sum() * steps * torch.ones_like(per_step[:, 0])
+        entropy = (
+            (self.log_std + 0.5 + HALF_LOG_2PI).sum() * steps * torch.ones_like(per_step[:, 0])
+        )
         return ScoredRecords(per_step[:, : spec.scored_steps].sum(-1), h, entropy)
 
     def value_features(self, batch: Mapping[str, Any]) -> torch.Tensor:
@@ -255,10 +279,15 @@ class MLPGaussianPolicy(nn.Module, TrainablePolicy):
         if self.stage_head is not None:
             stage = torch.as_tensor(batch[STAGE_LABEL], device=self.device).float()
             keyframe = torch.as_tensor(batch[KEYFRAME_TARGET], device=self.device).float()
-            losses[LOSS_STAGE] = F.binary_cross_entropy_with_logits(self.stage_head(h).squeeze(-1), stage)
+            losses[LOSS_STAGE] = F.binary_cross_entropy_with_logits(
+                self.stage_head(h).squeeze(-1), stage
+            )
             losses[LOSS_KEYFRAME] = F.l1_loss(self.keyframe_head(h), keyframe)
-            total = (total + self.config.stage_loss_weight * losses[LOSS_STAGE]
-                     + self.config.keyframe_loss_weight * losses[LOSS_KEYFRAME])
+            total = (
+                total
+                + self.config.stage_loss_weight * losses[LOSS_STAGE]
+                + self.config.keyframe_loss_weight * losses[LOSS_KEYFRAME]
+            )
         losses[LOSS] = total
         return losses
 

@@ -115,19 +115,24 @@ def test_log_likelihood_at_sampling_is_the_recomputed_one(policy_type, spec_name
     torch.testing.assert_close(scored.log_prob.detach(), out.log_prob, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(scored.features.detach(), out.features, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(policy.value_features(batch), out.features, rtol=1e-5, atol=1e-5)
-    alone = torch.cat([
-        policy.score(policy.processor.collate([o]), out.records[i : i + 1], spec).log_prob
-        for i, o in enumerate(observations)
-    ])
+    alone = torch.cat(
+        [
+            policy.score(policy.processor.collate([o]), out.records[i : i + 1], spec).log_prob
+            for i, o in enumerate(observations)
+        ]
+    )
     torch.testing.assert_close(alone.detach(), scored.log_prob.detach(), rtol=1e-4, atol=1e-3)
     # the likelihood reads the record
-    assert not torch.allclose(policy.score(batch, out.records + 0.7, spec).log_prob, scored.log_prob)
+    assert not torch.allclose(
+        policy.score(batch, out.records + 0.7, spec).log_prob, scored.log_prob
+    )
     # differentiable in the policy's weights
     policy.zero_grad()
     scored.log_prob.sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.parameters())
-    torch.testing.assert_close(policy.log_prob(batch, out.records, spec).detach(),
-                               scored.log_prob.detach())
+    torch.testing.assert_close(
+        policy.log_prob(batch, out.records, spec).detach(), scored.log_prob.detach()
+    )
 
 
 @pytest.mark.parametrize("policy_type", TYPES)
@@ -238,8 +243,19 @@ def test_tpo_steps_change_the_weights(policy_type, tmp_path):
     ckpt = policy.save_pretrained(tmp_path / "ckpt")
     store = _sampled_store(policy, tmp_path / "rollouts.zarr", noise_std=0.2)
     make_pairs_file([store], tmp_path / "pairs.json")
-    result = run_tpo(TPOArgs(ckpt=ckpt, pairs=tmp_path / "pairs.json", out=tmp_path / "tpo",
-                             steps=2, warmup_steps=0, lr=1e-3, beta=0.5, min_pairs=1, quiet=True))
+    result = run_tpo(
+        TPOArgs(
+            ckpt=ckpt,
+            pairs=tmp_path / "pairs.json",
+            out=tmp_path / "tpo",
+            steps=2,
+            warmup_steps=0,
+            lr=1e-3,
+            beta=0.5,
+            min_pairs=1,
+            quiet=True,
+        )
+    )
     assert result["selected_step"] == 2 and result["eval_after"]["pairs"] >= 1
     assert _changed(_weights(policy), _weights(load_policy(result["final"])))
 
@@ -260,10 +276,17 @@ def test_ppo_update_changes_the_weights_and_starts_at_ratio_one(policy_type):
     np.testing.assert_allclose(logp.detach().numpy(), out.log_probs, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(values.detach().numpy(), out.values, atol=1e-5)
     rng = np.random.default_rng(0)
-    data = {"obs": observations, "records": out.records, "log_probs": out.log_probs,
-            "values": out.values, "advantages": rng.normal(size=8), "returns": rng.normal(size=8)}
-    args = PPOArgs(ckpt=".", task="PushCube-v1", out=".", epochs=1, minibatch=4, lr=1e-3,
-                   target_kl=1e9)
+    data = {
+        "obs": observations,
+        "records": out.records,
+        "log_probs": out.log_probs,
+        "values": out.values,
+        "advantages": rng.normal(size=8),
+        "returns": rng.normal(size=8),
+    }
+    args = PPOArgs(
+        ckpt=".", task="PushCube-v1", out=".", epochs=1, minibatch=4, lr=1e-3, target_kl=1e9
+    )
     optimizer = torch.optim.Adam(ac.parameters(), lr=args.lr)
     before = _weights(policy)
     stats = ppo_update(ac, optimizer, data, args, np.random.default_rng(0), policy_on=True)

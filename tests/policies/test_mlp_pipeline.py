@@ -43,8 +43,19 @@ def test_mlp_policy_goes_through_sft_tpo_and_ppo(demo_store, tmp_path):
     for eid in EpisodeStore.open(demos).episode_ids():
         annotate_episode(EpisodeStore.open(demos), eid)
 
-    sft = run_sft(SFTArgs(data=demos, out=tmp_path / "sft", policy=MLP_TYPE, steps=60,
-                          batch_size=8, warmup_steps=0, lr=1e-3, log_every=1, quiet=True))
+    sft = run_sft(
+        SFTArgs(
+            data=demos,
+            out=tmp_path / "sft",
+            policy=MLP_TYPE,
+            steps=60,
+            batch_size=8,
+            warmup_steps=0,
+            lr=1e-3,
+            log_every=1,
+            quiet=True,
+        )
+    )
     sft_policy = load_policy(sft["final"])
     assert type(sft_policy) is MLPGaussianPolicy and sft["config"].type == MLP_TYPE
     losses = [row["loss"] for row in sft["history"]]
@@ -52,19 +63,43 @@ def test_mlp_policy_goes_through_sft_tpo_and_ppo(demo_store, tmp_path):
 
     # rollouts store the policy's own records; demos are scored from their actions
     rollouts = tmp_path / "rollouts.zarr"
-    summary = collect_rollouts(sft["final"], TASK, 2, rollouts, max_steps=6, execute_steps=2,
-                               progress=False)
+    summary = collect_rollouts(
+        sft["final"], TASK, 2, rollouts, max_steps=6, execute_steps=2, progress=False
+    )
     first = EpisodeStore.open(rollouts)[summary["episode_ids"][0]]
     assert first[keys.POLICY_SAMPLE].shape[1:] == sft_policy.record_shape
     make_pairs_file([demos, rollouts], tmp_path / "pairs.json")
-    tpo = run_tpo(TPOArgs(ckpt=sft["final"], pairs=tmp_path / "pairs.json", out=tmp_path / "tpo",
-                          steps=3, warmup_steps=0, lr=1e-3, beta=0.5, min_pairs=1, quiet=True))
+    tpo = run_tpo(
+        TPOArgs(
+            ckpt=sft["final"],
+            pairs=tmp_path / "pairs.json",
+            out=tmp_path / "tpo",
+            steps=3,
+            warmup_steps=0,
+            lr=1e-3,
+            beta=0.5,
+            min_pairs=1,
+            quiet=True,
+        )
+    )
     tpo_policy = load_policy(tpo["final"])
     assert _changed(sft_policy, tpo_policy)
 
-    ppo = run_ppo(PPOArgs(ckpt=tpo["final"], task=TASK, out=tmp_path / "ppo", iterations=1,
-                          episodes_per_iter=2, num_envs=1, max_steps=6, eval_every=0,
-                          value_warmup_iters=0, lr=1e-3, quiet=True))
+    ppo = run_ppo(
+        PPOArgs(
+            ckpt=tpo["final"],
+            task=TASK,
+            out=tmp_path / "ppo",
+            iterations=1,
+            episodes_per_iter=2,
+            num_envs=1,
+            max_steps=6,
+            eval_every=0,
+            value_warmup_iters=0,
+            lr=1e-3,
+            quiet=True,
+        )
+    )
     assert ppo["history"][-1]["updates"] >= 1
     assert _changed(tpo_policy, load_policy(ppo["final"]))
     assert (tmp_path / "ppo" / "value_head.safetensors").is_file()

@@ -463,7 +463,8 @@ class PI0Policy(nn.Module, TrainablePolicy):
         if in_range and not self.prefix_scoring_is_exact(spec):
             raise ValueError(
                 "scoring a prefix of the chunk needs noisy_steps=1 for the flow head: noise in "
-                f"earlier denoising steps mixes all chunk steps (got noisy_steps={spec.noisy_steps})"
+                "earlier denoising steps mixes all chunk steps "
+                f"(got noisy_steps={spec.noisy_steps})"
             )
         super().check_sampling(spec)
 
