@@ -1,4 +1,5 @@
-"""Light client for the policy server: numpy + msgpack + websockets (httpx for HTTP), never torch.
+"""Light client for the policy server: numpy + msgpack + websockets (+ the standard library's
+``http.client``), never torch.
 
 :class:`PolicyClient` *is* a :class:`~stare_robot.policies.base.Policy`, so any loop that takes a
 policy (evaluation, ROS nodes) can drive a remote one::
@@ -13,8 +14,9 @@ Transports (``transport=``):
 
 * ``"websocket"`` (the default; ``"ws"`` is accepted as an alias): one persistent ``/v1/stream``
   session speaking openpi's protocol (msgpack frames), the lowest latency;
-* ``"http"``: msgpack ``POST /v1/act`` over one keep-alive :class:`httpx.Client` connection (for
-  proxies or load balancers that do not pass websockets).
+* ``"http"``: msgpack ``POST /v1/act`` over one keep-alive connection of the standard library's
+  :mod:`http.client` (half the per-request cost of httpx here), for proxies or load balancers
+  that do not pass websockets.
 
 ``url`` may be ``http(s)://`` or ``ws(s)://host:port`` (the same server either way).
 ``token=`` is the server's ``--auth-token`` (sent as ``Authorization: Bearer <token>``); a missing
@@ -27,10 +29,14 @@ policy), and fail with a clear :class:`PolicyServerTimeout` when it does not ans
 
 from __future__ import annotations
 
+import http.client
 import json
+import select
+import socket
 import time
+import urllib.parse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, NamedTuple, Self
 
 import numpy as np
 
@@ -44,8 +50,19 @@ from stare_robot.policies.base import (
 )
 from stare_robot.validation import ChunkError, validate_chunk, validate_observation
 
-if TYPE_CHECKING:
-    import httpx
+
+class HttpAnswer(NamedTuple):
+    status_code: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """An idle keep-alive connection with something to read has been closed (or reset)."""
+    return bool(select.select([sock], [], [], 0)[0])
 
 Transport = Literal["websocket", "ws", "http"]
 TRANSPORT_ALIASES = {"websocket": "websocket", "ws": "websocket", "http": "http"}
@@ -157,7 +174,7 @@ class PolicyClient(Policy):
             raise ValueError(f"expect has unknown metadata field(s) {sorted(unknown)}; valid: "
                              f"{sorted(PolicyMetadata.__dataclass_fields__)}")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http: httpx.Client | None = None
+        self._http: http.client.HTTPConnection | None = None
         self._ws = None
         self._metadata: PolicyMetadata | None = None
         self.server_metadata: dict[str, Any] = {}
@@ -248,43 +265,60 @@ class PolicyClient(Policy):
     def _sleep_before_retry(self, attempt: int) -> None:
         time.sleep(self.backoff_s * (2**attempt))
 
-    def _http_client(self) -> httpx.Client:
-        if self._http is None:
-            import httpx  # only the HTTP transport needs it
-
-            self._http = httpx.Client(
-                base_url=self.url, headers=self._headers,
-                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            )
-        return self._http
+    def _http_connection(self) -> http.client.HTTPConnection:
+        """The one keep-alive connection, (re)opened when absent or closed by the server."""
+        conn = self._http
+        if conn is not None and conn.sock is not None and _closed_by_peer(conn.sock):
+            conn.close()  # the server dropped the idle connection (keep-alive timeout, restart)
+        if conn is None:
+            parts = urllib.parse.urlsplit(self.url)
+            cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            conn = self._http = cls(parts.hostname, parts.port, timeout=self.connect_timeout)
+        if conn.sock is None:
+            conn.connect()  # bounded by connect_timeout; then each read/write by timeout
+            conn.sock.settimeout(self.timeout)
+        return conn
 
     def _request(self, method: str, path: str, body: bytes = b"",
-                 headers: Mapping[str, str] | None = None) -> httpx.Response:
+                 headers: Mapping[str, str] | None = None) -> HttpAnswer:
         """HTTP with bounded retries on connection failures and 503 (model loading)."""
-        import httpx
-
-        http = self._http_client()
         where = f"{self.url}{path}"
+        target = urllib.parse.urlsplit(self.url).path.rstrip("/") + path
         last = ""
         for attempt in range(self.retries + 1):
             try:
-                r = http.request(method, path, content=body or None, headers=headers)
-            except httpx.ConnectTimeout as e:  # nobody answered the TCP handshake: retry
-                last = f"{type(e).__name__}: {e}"
-            except httpx.TimeoutException:
-                # the server took the request but did not answer: retrying would double the wait
-                raise PolicyServerTimeout(f"{where}: no answer within {self.timeout} s") from None
-            except httpx.TransportError as e:  # refused, reset, closed keep-alive
+                conn = self._http_connection()
+            except OSError as e:  # refused, unreachable, connect timeout, TLS: worth a retry
+                self._close_http()
                 last = f"{type(e).__name__}: {e}"
             else:
-                if r.status_code != 503:
-                    return r
-                last = f"HTTP 503: {r.text}"
+                try:
+                    conn.request(method, target, body=body or None,
+                                 headers={**self._headers, **(headers or {})})
+                    response = conn.getresponse()
+                    answer = HttpAnswer(response.status, response.read())
+                except TimeoutError:
+                    # the server took the request but did not answer: retrying would double it
+                    self._close_http()  # a late answer would be mistaken for the next one's
+                    raise PolicyServerTimeout(f"{where}: no answer within {self.timeout} s") \
+                        from None
+                except (http.client.HTTPException, OSError) as e:  # reset, closed, malformed
+                    self._close_http()
+                    last = f"{type(e).__name__}: {e}"
+                else:
+                    if response.will_close:
+                        self._close_http()
+                    if answer.status_code != 503:
+                        return answer
+                    last = f"HTTP 503: {answer.text}"
             if attempt < self.retries:
                 self._sleep_before_retry(attempt)
         raise PolicyServerUnavailable(f"{where}: unreachable after {self.retries + 1} attempts "
                                       f"({last})")
+
+    def _close_http(self) -> None:
+        if self._http is not None:
+            self._http.close()  # the object stays; the next request reconnects
 
     def _ws_url(self) -> str:
         return "ws" + self.url[len("http"):] + "/v1/stream"
@@ -370,9 +404,7 @@ class PolicyClient(Policy):
 
     def close(self) -> None:
         self._close_ws()
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self._close_http()
 
     def __enter__(self) -> Self:
         return self

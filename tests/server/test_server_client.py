@@ -177,3 +177,20 @@ def test_predict_ignores_extra_keys_like_an_in_process_policy(shared_server, tra
         del obs[CAMERA]
         with pytest.raises(PolicyRequestError, match=f"missing {CAMERA}"):
             client.predict(obs)
+
+
+def test_http_transport_keeps_one_connection_and_drops_one_the_server_closed(serve):
+    """One keep-alive connection for every request; one the server closed while idle (restart,
+    keep-alive timeout) is noticed before sending, so it costs no retry (``retries=0`` here)."""
+    first = serve(MixingPolicy())
+    port = first.port
+    obs = make_observation(np.random.default_rng(6))
+    want = MixingPolicy().predict(obs)
+    with PolicyClient(first.url, transport="http", retries=0) as client:
+        for _ in range(5):
+            assert np.array_equal(client.predict(obs), want)
+        assert len(first.app.state.stare.peers._last_seen) == 1  # one client port seen
+        first.stop()
+        second = serve(MixingPolicy(), port=port)
+        assert np.array_equal(client.predict(obs), want)
+        assert len(second.app.state.stare.peers._last_seen) == 1
