@@ -465,8 +465,9 @@ def main() -> int:
                         help="runs of the no-op section (best run reported, all kept); "
                              "default 3, or 1 with --quick")
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"results JSON (+ .png beside it); default {DEFAULT_OUT.relative_to(ROOT)}"
-                             f" (--quick: {DEFAULT_OUT_QUICK.relative_to(ROOT)})")
+                        help=f"results JSON (+ .png beside it); default "
+                             f"{DEFAULT_OUT.relative_to(ROOT)} (--quick: "
+                             f"{DEFAULT_OUT_QUICK.relative_to(ROOT)})")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--max-batch-size", type=int, default=1, help=argparse.SUPPRESS)

@@ -272,7 +272,8 @@ class PolicyClient(Policy):
             conn.close()  # the server dropped the idle connection (keep-alive timeout, restart)
         if conn is None:
             parts = urllib.parse.urlsplit(self.url)
-            cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            tls = parts.scheme == "https"
+            cls = http.client.HTTPSConnection if tls else http.client.HTTPConnection
             conn = self._http = cls(parts.hostname, parts.port, timeout=self.connect_timeout)
         if conn.sock is None:
             conn.connect()  # bounded by connect_timeout; then each read/write by timeout
