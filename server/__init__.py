@@ -5,8 +5,9 @@
 Layout: ``settings`` (pydantic-settings), ``app.create_app`` (the factory; nothing is built at
 import time), ``routes/`` (one module per resource), ``deps`` (Annotated dependencies), ``worker``
 (dedicated inference thread + cross-robot micro-batching), ``validation`` / ``codec`` (what a
-request may contain and how it is decoded), ``metrics`` (Prometheus text). The msgpack/numpy wire
-format shared with the client is :mod:`stare_robot.wire` in the core library.
+request may contain and how it is decoded; the rules themselves are :mod:`stare_robot.validation`),
+``metrics`` (prometheus_client). The msgpack/numpy wire format shared with the client is
+:mod:`stare_robot.wire` in the core library.
 
 This package's ``__init__`` stays light on purpose: nothing heavy is imported until used.
 """

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from stare_robot.server.errors import install_error_handlers
 from stare_robot.server.routes import ROUTERS
-from stare_robot.server.routes.act import ActFastPath
 from stare_robot.server.routes.metrics import MetricsMiddleware
 from stare_robot.server.settings import ServerSettings
 from stare_robot.server.state import Loader, ServerState
@@ -50,8 +49,7 @@ def create_app(settings: ServerSettings | None = None, policy: Policy | None = N
     )
     app.state.stare = state
     install_error_handlers(app)
-    app.add_middleware(ActFastPath, state=state)
-    app.add_middleware(MetricsMiddleware, metrics=state.metrics)  # the outer one: counts both
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from stare_robot.server.errors import ApiError
-from stare_robot.server.validation import check_keys, describe, field, validate_observation
+from stare_robot.server.validation import describe, field, validate_observation
 
 from stare_robot import keys, wire
 from stare_robot.policies.base import ArraySpec, PolicyMetadata
@@ -126,8 +126,11 @@ def decode_json_request(body: bytes, meta: PolicyMetadata) -> tuple[dict[str, An
     except (ValueError, RecursionError) as e:
         raise ApiError(400, f"body is not valid JSON ({e})") from None
     raw_obs, request_id = _envelope(parsed)
-    check_keys(raw_obs, meta)
-    obs = {k: decode_json_value(k, raw_obs[k], spec) for k, spec in meta.inputs.items()}
+    if not isinstance(raw_obs, dict):
+        return validate_observation(raw_obs, meta), request_id  # refuses it, in the common words
+    # decode only what the policy reads; the validator reports what is missing, ignores the rest
+    obs = {k: decode_json_value(k, raw_obs[k], spec) for k, spec in meta.inputs.items()
+           if k in raw_obs}
     if keys.INSTRUCTION in raw_obs:
         obs[keys.INSTRUCTION] = raw_obs[keys.INSTRUCTION]
     return validate_observation(obs, meta), request_id

@@ -6,7 +6,6 @@ once while ``/readyz`` and ``/v1/*`` wait (503) until the checkpoint is loaded a
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -39,10 +38,7 @@ def default_loader(path: Path, device: str, torch_threads: int = 1) -> Policy:
     from stare_robot.policies import load_policy
 
     torch.set_num_threads(torch_threads)
-
-    if "device" in inspect.signature(load_policy).parameters:
-        return load_policy(path, device=device)
-    return load_policy(path)
+    return load_policy(path, device=device)
 
 
 class ServerState:

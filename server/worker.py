@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from stare_robot.policies.base import Policy, PolicyMetadata
+from stare_robot.validation import ChunkError, validate_chunk
 
 logger = logging.getLogger("stare_robot.server")
 
@@ -85,14 +86,11 @@ class PeerTracker:
 
 
 def check_actions(actions: Any, meta: PolicyMetadata) -> np.ndarray:
-    """The policy's output must be a finite float chunk of the advertised shape (robot safety)."""
-    arr = np.asarray(actions)
-    want = (meta.chunk_size, meta.action_dim)
-    if arr.shape != want or arr.dtype.kind != "f":
-        raise ModelError(f"policy returned {arr.dtype} {arr.shape}, metadata promises float32 {want}")
-    if not np.isfinite(arr).all():
-        raise ModelError("policy returned non-finite actions")
-    return arr.astype(np.float32, copy=False)
+    """The policy's output must be a finite chunk of the advertised shape (robot safety)."""
+    try:
+        return validate_chunk(actions, meta.action_dim, chunk_size=meta.chunk_size)
+    except ChunkError as e:
+        raise ModelError(f"policy returned a bad chunk: {e}") from None
 
 
 class InferenceWorker:

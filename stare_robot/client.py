@@ -1,38 +1,76 @@
-"""Light client for the policy server: numpy + msgpack (+ websockets), never torch.
+"""Light client for the policy server: numpy + msgpack + websockets (+ the standard library's
+``http.client``), never torch.
 
 :class:`PolicyClient` *is* a :class:`~stare_robot.policies.base.Policy`, so any loop that takes a
 policy (evaluation, ROS nodes) can drive a remote one::
 
     from stare_robot.client import PolicyClient
 
-    with PolicyClient("http://127.0.0.1:8000", expect={"action_dim": 7}) as policy:
+    with PolicyClient("http://127.0.0.1:8000", token=None, expect={"action_dim": 7}) as policy:
         chunk = policy.predict({"obs/base_camera/rgb": rgb, "obs/state": state,
                                 "instruction": "push the cube to the goal"})  # (chunk, 7) float32
 
-``transport="websocket"`` keeps one persistent ``/v1/stream`` session (lowest latency);
-``"http"`` posts msgpack to ``/v1/act`` over one keep-alive connection
-(:mod:`stare_robot.client_http`, far lighter than httpx per request). Both reconnect with bounded,
-exponentially backed-off retries when the server restarts, and fail with a clear
-:class:`PolicyServerTimeout` when it does not answer.
+Transports (``transport=``):
+
+* ``"websocket"`` (the default; ``"ws"`` is accepted as an alias): one persistent ``/v1/stream``
+  session speaking openpi's protocol (msgpack frames), the lowest latency;
+* ``"http"``: msgpack ``POST /v1/act`` over one keep-alive connection of the standard library's
+  :mod:`http.client` (half the per-request cost of httpx here), for proxies or load balancers
+  that do not pass websockets.
+
+``url`` may be ``http(s)://`` or ``ws(s)://host:port`` (the same server either way).
+``token=`` is the server's ``--auth-token`` (sent as ``Authorization: Bearer <token>``); a missing
+or wrong one raises :class:`PolicyAuthError` at once, never retried. Both transports check the
+observation locally first with the server's own rules (:mod:`stare_robot.validation`: a bad one
+raises :class:`PolicyObservationError` without a round trip), reconnect with bounded,
+exponentially backed-off retries when the server restarts (checking that it still serves the same
+policy), and fail with a clear :class:`PolicyServerTimeout` when it does not answer.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import select
+import socket
 import time
+import urllib.parse
 from collections.abc import Mapping
-from typing import Any, Literal, Self
+from typing import Any, Literal, NamedTuple, Self
 
 import numpy as np
 
 from stare_robot import keys, wire
-from stare_robot.client_http import HttpConnection, HttpConnectionError, HttpResponse, HttpTimeout
-from stare_robot.policies.base import ArraySpec, Observation, Policy, PolicyMetadata
+from stare_robot.policies.base import (
+    ArraySpec,
+    Observation,
+    ObservationError,
+    Policy,
+    PolicyMetadata,
+)
+from stare_robot.validation import ChunkError, validate_chunk, validate_observation
 
-Transport = Literal["http", "websocket"]
 
+class HttpAnswer(NamedTuple):
+    status_code: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """An idle keep-alive connection with something to read has been closed (or reset)."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+Transport = Literal["websocket", "ws", "http"]
+TRANSPORT_ALIASES = {"websocket": "websocket", "ws": "websocket", "http": "http"}
+DEFAULT_TRANSPORT = "websocket"
 
 _MSGPACK_HEADERS = {"Content-Type": wire.MSGPACK_CONTENT_TYPE, "Accept": wire.MSGPACK_CONTENT_TYPE}
+_URL_SCHEMES = {"http://": "http://", "https://": "https://", "ws://": "http://",
+                "wss://": "https://"}
 
 
 class PolicyServerError(RuntimeError):
@@ -53,6 +91,11 @@ class PolicyRequestError(PolicyServerError, ValueError):
 class PolicyAuthError(PolicyRequestError):
     """401/403: the server requires a bearer token and this one is missing or wrong. Never
     retried: the same token would be refused again."""
+
+
+class PolicyObservationError(PolicyRequestError, ObservationError):
+    """The observation breaks the policy's input rules; refused before sending (the server would
+    answer 422 with the same words)."""
 
 
 class PolicyServerTimeout(PolicyServerError, TimeoutError):
@@ -104,7 +147,7 @@ class PolicyClient(Policy):
         self,
         url: str = "http://127.0.0.1:8000",
         *,
-        transport: Transport = "http",
+        transport: Transport = DEFAULT_TRANSPORT,
         token: str | None = None,
         timeout: float = 10.0,
         connect_timeout: float = 3.0,
@@ -113,12 +156,14 @@ class PolicyClient(Policy):
         expect: Mapping[str, Any] | None = None,
         connect: bool = True,
     ) -> None:
-        if transport not in ("http", "websocket"):
-            raise ValueError(f"transport must be 'http' or 'websocket', got {transport!r}")
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https://, got {url!r}")
-        self.url = url.rstrip("/")
-        self.transport = transport
+        if transport not in TRANSPORT_ALIASES:
+            raise ValueError(f"transport must be one of {sorted(TRANSPORT_ALIASES)} ('ws' = "
+                             f"'websocket'), got {transport!r}")
+        scheme = next((s for s in _URL_SCHEMES if url.startswith(s)), None)
+        if scheme is None:
+            raise ValueError(f"url must start with one of {list(_URL_SCHEMES)}, got {url!r}")
+        self.url = (_URL_SCHEMES[scheme] + url[len(scheme):]).rstrip("/")
+        self.transport = TRANSPORT_ALIASES[transport]
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.retries = retries
@@ -129,8 +174,7 @@ class PolicyClient(Policy):
             raise ValueError(f"expect has unknown metadata field(s) {sorted(unknown)}; valid: "
                              f"{sorted(PolicyMetadata.__dataclass_fields__)}")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = HttpConnection(self.url, timeout=timeout, connect_timeout=connect_timeout,
-                                    headers=self._headers)
+        self._http: http.client.HTTPConnection | None = None
         self._ws = None
         self._metadata: PolicyMetadata | None = None
         self.server_metadata: dict[str, Any] = {}
@@ -149,22 +193,43 @@ class PolicyClient(Policy):
     def predict(self, obs: Observation) -> np.ndarray:
         """One observation -> float32 action chunk ``(chunk_size, action_dim)``.
 
-        Like an in-process policy, it reads only the inputs the metadata declares (and the
-        instruction): other keys of ``obs`` (e.g. a simulator's extra arrays) are not sent, while a
-        missing input still reaches the server and comes back as a 4xx naming it."""
-        wanted = set(self.metadata.inputs) | {keys.INSTRUCTION}
-        return self.infer({k: v for k, v in obs.items() if k in wanted})[keys.WIRE_ACTIONS]
+        Like an in-process policy (same rules, :mod:`stare_robot.validation`), it reads only the
+        inputs the metadata declares and the instruction: other keys of ``obs`` (e.g. a
+        simulator's extra arrays) are ignored and not sent."""
+        return self.infer(obs)[keys.WIRE_ACTIONS]
 
     def infer(self, obs: Observation) -> dict[str, Any]:
         """One observation -> the full answer: actions, server_timing, request_id."""
-        clean = {k: (np.asarray(v) if isinstance(v, (list, tuple)) else v) for k, v in obs.items()}
+        meta = self.metadata
+        try:
+            clean = validate_observation(obs, meta)
+        except ObservationError as e:
+            raise PolicyObservationError(f"{self.url}: observation refused before sending: {e}",
+                                         422, str(e)) from None
         if self.transport == "websocket":
-            return self._infer_ws(wire.packb(clean))
-        body = wire.packb({keys.WIRE_OBSERVATION: clean})
-        r = self._request("POST", "/v1/act", body, _MSGPACK_HEADERS)
-        if r.status != 200:
-            raise _error_from(r.status, r.text, f"{self.url}/v1/act")
-        return wire.unpackb(r.body)
+            answer = self._infer_ws(wire.packb(clean))
+        else:
+            body = wire.packb({keys.WIRE_OBSERVATION: clean})
+            r = self._request("POST", "/v1/act", body, _MSGPACK_HEADERS)
+            if r.status_code != 200:
+                raise _error_from(r.status_code, r.text, f"{self.url}/v1/act")
+            try:
+                answer = wire.unpackb(r.content)
+            except wire.WireError as e:
+                raise PolicyServerError(f"{self.url}/v1/act: answer is not msgpack ({e})") \
+                    from None
+        return self._checked_answer(answer, meta)
+
+    def _checked_answer(self, answer: Any, meta: PolicyMetadata) -> dict[str, Any]:
+        """The answer holds a finite chunk of the advertised shape, else PolicyServerError."""
+        if not isinstance(answer, dict) or keys.WIRE_ACTIONS not in answer:
+            raise PolicyServerError(f"{self.url}: answer has no {keys.WIRE_ACTIONS!r} field")
+        try:
+            answer[keys.WIRE_ACTIONS] = validate_chunk(answer[keys.WIRE_ACTIONS], meta.action_dim,
+                                                       chunk_size=meta.chunk_size)
+        except ChunkError as e:
+            raise PolicyServerError(f"{self.url}: server answered a bad chunk: {e}") from None
+        return answer
 
     # --- connection management ---
 
@@ -174,10 +239,10 @@ class PolicyClient(Policy):
             self._open_ws()
         else:
             r = self._request("GET", "/v1/metadata")
-            if r.status != 200:
-                raise _error_from(r.status, r.text, f"{self.url}/v1/metadata")
+            if r.status_code != 200:
+                raise _error_from(r.status_code, r.text, f"{self.url}/v1/metadata")
             try:
-                self._accept_metadata(json.loads(r.body))
+                self._accept_metadata(json.loads(r.content))
             except ValueError as e:
                 raise MetadataMismatch(f"{self.url}/v1/metadata is not JSON ({e})") from None
         assert self._metadata is not None
@@ -200,27 +265,61 @@ class PolicyClient(Policy):
     def _sleep_before_retry(self, attempt: int) -> None:
         time.sleep(self.backoff_s * (2**attempt))
 
+    def _http_connection(self) -> http.client.HTTPConnection:
+        """The one keep-alive connection, (re)opened when absent or closed by the server."""
+        conn = self._http
+        if conn is not None and conn.sock is not None and _closed_by_peer(conn.sock):
+            conn.close()  # the server dropped the idle connection (keep-alive timeout, restart)
+        if conn is None:
+            parts = urllib.parse.urlsplit(self.url)
+            tls = parts.scheme == "https"
+            cls = http.client.HTTPSConnection if tls else http.client.HTTPConnection
+            conn = self._http = cls(parts.hostname, parts.port, timeout=self.connect_timeout)
+        if conn.sock is None:
+            conn.connect()  # bounded by connect_timeout; then each read/write by timeout
+            conn.sock.settimeout(self.timeout)
+        return conn
+
     def _request(self, method: str, path: str, body: bytes = b"",
-                 headers: Mapping[str, str] | None = None) -> HttpResponse:
+                 headers: Mapping[str, str] | None = None) -> HttpAnswer:
         """HTTP with bounded retries on connection failures and 503 (model loading)."""
         where = f"{self.url}{path}"
+        target = urllib.parse.urlsplit(self.url).path.rstrip("/") + path
         last = ""
         for attempt in range(self.retries + 1):
             try:
-                r = self._http.request(method, path, body, headers)
-            except HttpTimeout:
-                # the server took the request but did not answer: retrying would double the wait
-                raise PolicyServerTimeout(f"{where}: no answer within {self.timeout} s") from None
-            except HttpConnectionError as e:  # refused, reset, connect timeout, closed keep-alive
-                last = str(e)
+                conn = self._http_connection()
+            except OSError as e:  # refused, unreachable, connect timeout, TLS: worth a retry
+                self._close_http()
+                last = f"{type(e).__name__}: {e}"
             else:
-                if r.status != 503:
-                    return r
-                last = f"HTTP 503: {r.text}"
+                try:
+                    conn.request(method, target, body=body or None,
+                                 headers={**self._headers, **(headers or {})})
+                    response = conn.getresponse()
+                    answer = HttpAnswer(response.status, response.read())
+                except TimeoutError:
+                    # the server took the request but did not answer: retrying would double it
+                    self._close_http()  # a late answer would be mistaken for the next one's
+                    raise PolicyServerTimeout(f"{where}: no answer within {self.timeout} s") \
+                        from None
+                except (http.client.HTTPException, OSError) as e:  # reset, closed, malformed
+                    self._close_http()
+                    last = f"{type(e).__name__}: {e}"
+                else:
+                    if response.will_close:
+                        self._close_http()
+                    if answer.status_code != 503:
+                        return answer
+                    last = f"HTTP 503: {answer.text}"
             if attempt < self.retries:
                 self._sleep_before_retry(attempt)
         raise PolicyServerUnavailable(f"{where}: unreachable after {self.retries + 1} attempts "
                                       f"({last})")
+
+    def _close_http(self) -> None:
+        if self._http is not None:
+            self._http.close()  # the object stays; the next request reconnects
 
     def _ws_url(self) -> str:
         return "ws" + self.url[len("http"):] + "/v1/stream"
@@ -306,7 +405,7 @@ class PolicyClient(Policy):
 
     def close(self) -> None:
         self._close_ws()
-        self._http.close()
+        self._close_http()
 
     def __enter__(self) -> Self:
         return self

@@ -5,18 +5,17 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from stare_robot.server.deps import StateDep
-from stare_robot.server.metrics import Metrics
+from stare_robot.server.metrics import CONTENT_TYPE, Metrics
 
 router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(state: StateDep) -> PlainTextResponse:
+async def metrics(state: StateDep) -> Response:
     """Request counts by route and status, latency histogram, batch sizes."""
-    return PlainTextResponse(state.metrics.render(),
-                             media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 
 class MetricsMiddleware:

@@ -36,6 +36,7 @@ import numpy as np
 from stare_robot.deploy.pairing import StaleObservation
 from stare_robot.keys import ACTION_DIM, GRIPPER_OPEN
 from stare_robot.policies.base import Observation, Policy
+from stare_robot.validation import validate_chunk
 
 
 @dataclass(frozen=True)
@@ -77,18 +78,10 @@ class ChunkExecutor:
         return len(self._queue)
 
     def validate(self, chunk: Any) -> np.ndarray:
-        """(chunk, action_dim) finite float64, else ValueError saying what is wrong."""
-        try:
-            arr = np.asarray(chunk, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"chunk is not numeric ({err})") from None
-        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] != self.action_dim:
-            raise ValueError(f"chunk has shape {arr.shape}, expected (n >= 1, {self.action_dim})")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("chunk contains NaN or infinite values")
-        if np.any(np.abs(arr) > self.max_abs_action):
-            raise ValueError(f"chunk has values beyond +-{self.max_abs_action:g}")
-        return arr
+        """(chunk, action_dim) finite float64, else ValueError saying what is wrong (the rules of
+        :func:`stare_robot.validation.validate_chunk`, as on the server)."""
+        return validate_chunk(chunk, self.action_dim, max_abs=self.max_abs_action,
+                              dtype=np.float64)
 
     def load(self, chunk: Any, steps: int | None = None) -> None:
         """Replace the queue with a validated chunk's first ``steps`` actions (None = all);

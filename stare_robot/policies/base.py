@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from stare_robot.keys import INSTRUCTION
-
 Observation = Mapping[str, Any]
 
 
@@ -84,26 +82,9 @@ class ObservationError(ValueError):
 
 
 def check_observation(obs: Observation, metadata: PolicyMetadata) -> None:
-    """Raise :class:`ObservationError` naming the first missing or misshapen input of ``obs``."""
-    if not isinstance(obs, Mapping):
-        raise ObservationError(f"an observation must be a dict keyed by input name, got {type(obs).__name__}")
-    for key, spec in metadata.inputs.items():
-        if key not in obs:
-            raise ObservationError(
-                f"observation is missing {key!r}, which policy {metadata.name!r} needs; "
-                f"it needs {sorted(metadata.inputs)}, got {sorted(obs)}"
-            )
-        value = np.asarray(obs[key])
-        if value.shape != tuple(spec.shape):
-            raise ObservationError(
-                f"observation {key!r} has shape {value.shape}, expected {tuple(spec.shape)}"
-            )
-        if spec.dtype == "uint8" and value.dtype != np.uint8:
-            raise ObservationError(f"observation {key!r} must be uint8 (an image), got {value.dtype}")
-        if spec.dtype != "uint8" and not np.issubdtype(value.dtype, np.number):
-            raise ObservationError(f"observation {key!r} must be numeric, got {value.dtype}")
-    if metadata.instruction_required and not isinstance(obs.get(INSTRUCTION), str):
-        raise ObservationError(
-            f"observation needs a {INSTRUCTION!r} string (the language instruction), "
-            f"got {type(obs.get(INSTRUCTION)).__name__}"
-        )
+    """Raise :class:`ObservationError` naming what is wrong with ``obs`` (missing or misshapen
+    input, wrong dtype, NaN/inf, bad instruction). The rules are :mod:`stare_robot.validation`'s,
+    shared with the server and the client; extra keys are allowed (and ignored)."""
+    from stare_robot.validation import validate_observation  # it imports this module
+
+    validate_observation(obs, metadata)

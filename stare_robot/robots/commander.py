@@ -31,6 +31,7 @@ from stare_robot.keys import ACTION_DIM
 from stare_robot.robots.ee_action import action_to_pose_delta
 from stare_robot.robots.kinematics import Kinematics
 from stare_robot.robots.profiles import RobotProfile
+from stare_robot.validation import ChunkError, validate_action
 
 # Names of the safety steps that changed a command (ArmCommand.limited).
 LIMIT_WORKSPACE = "workspace"
@@ -66,15 +67,10 @@ def _quat_wxyz(rot: Rotation) -> np.ndarray:
 
 def check_action(action: Sequence[float] | np.ndarray) -> np.ndarray:
     """(7,) float64 copy of ``action``; raises :class:`ActionError` naming what is wrong."""
-    a = np.asarray(action, dtype=np.float64).reshape(-1)
-    if a.shape != (ACTION_DIM,):
-        raise ActionError(
-            f"action must have {ACTION_DIM} values [dx, dy, dz, drx, dry, drz, gripper], "
-            f"got {a.size}"
-        )
-    if not np.all(np.isfinite(a)):
-        raise ActionError(f"action has non-finite values: {a.tolist()}")
-    return a
+    try:
+        return validate_action(action, ACTION_DIM).copy()
+    except ChunkError as e:
+        raise ActionError(f"{e} ([dx, dy, dz, drx, dry, drz, gripper])") from None
 
 
 class EEDeltaCommander:

@@ -10,6 +10,7 @@ import time
 import httpx
 import numpy as np
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 from server_fakes import CAMERA, MixingPolicy, make_metadata, make_observation
 from stare_robot import wire
 from stare_robot.server import ServerSettings, create_app
@@ -87,21 +88,42 @@ def test_metadata_describes_the_policy(shared_server):
     assert meta["extra"]["normalization"] == {"state": "mean_std", "action": "min_max"}
 
 
+def scrape(url: str) -> dict[str, dict[tuple, float]]:
+    """``GET /metrics`` parsed by prometheus_client's own parser: sample name -> labels -> value."""
+    r = httpx.get(f"{url}/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    samples: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
 def test_health_readiness_and_metrics(shared_server):
     assert httpx.get(f"{shared_server.url}/healthz").json() == {"status": "ok", "detail": None}
     assert httpx.get(f"{shared_server.url}/readyz").status_code == 200
-    before = httpx.get(f"{shared_server.url}/metrics").text
+    refused = (("route", "/v1/act"), ("status", "422"))
+    before = scrape(shared_server.url)
     httpx.post(f"{shared_server.url}/v1/act", json={"observation": {}})  # one 422
-    after = httpx.get(f"{shared_server.url}/metrics").text
+    obs = make_observation(np.random.default_rng(1))
+    ok = httpx.post(f"{shared_server.url}/v1/act", headers={"content-type": "application/msgpack"},
+                    content=wire.packb({keys.WIRE_OBSERVATION: obs}))
+    assert ok.status_code == 200
+    httpx.get(f"{shared_server.url}/no/such/path")  # counted as route "other", not a new series
+    after = scrape(shared_server.url)
 
-    def count(text: str) -> float:
-        for line in text.splitlines():
-            if line.startswith('stare_requests_total{route="/v1/act",status="422"}'):
-                return float(line.split()[-1])
-        return 0.0
-
-    assert count(after) == count(before) + 1
-    assert "stare_request_seconds_bucket" in after and "stare_batch_size_count" in after
+    requests = after["stare_requests_total"]
+    assert requests[refused] == before.get("stare_requests_total", {}).get(refused, 0) + 1
+    assert requests[(("route", "/v1/act"), ("status", "200"))] >= 1
+    assert (("route", "other"), ("status", "404")) in requests
+    assert not any(dict(labels)["route"] == "/no/such/path" for labels in requests)
+    # histograms: cumulative buckets ending in +Inf == count; a policy call of batch size 1
+    act = (("route", "/v1/act"),)
+    assert after["stare_request_seconds_count"][act] >= 2
+    assert after["stare_request_seconds_bucket"][(("le", "+Inf"), ("route", "/v1/act"))] == \
+        after["stare_request_seconds_count"][act]
+    assert after["stare_batch_size_bucket"][(("le", "1.0"),)] == after["stare_batch_size_count"][()]
+    assert after["stare_inference_seconds_count"][()] >= 1
 
 
 class GatedPolicy(MixingPolicy):

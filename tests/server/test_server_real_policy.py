@@ -133,3 +133,27 @@ def test_stare_robot_serve_command_serves_the_checkpoint(tiny_checkpoint):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_serve_puts_the_checkpoint_on_the_requested_device(tiny_checkpoint, device):
+    """``stare-robot serve --device D`` -> ServerSettings.device -> load_policy(device=D). "meta" is
+    a non-CPU device torch has everywhere (no CUDA here); a meta model cannot run, so it is
+    checked at the loader, the cpu one through a whole served app."""
+    from stare_robot.server.cli import parse
+    from stare_robot.server.state import default_loader
+
+    path, policy = tiny_checkpoint
+    settings = parse(["--ckpt", str(path), "--device", device, "--port", "0"])
+    assert settings.device == device and settings.ckpt == path
+    loaded = default_loader(settings.ckpt, settings.device, settings.torch_threads)
+    tensors = [*loaded.parameters(), *loaded.buffers()]
+    assert tensors and {t.device.type for t in tensors} == {device}
+    if device == "cpu":
+        app = create_app(settings)
+        with BackgroundServer(app).start(timeout=120) as srv:
+            served = app.state.stare.policy
+            assert {p.device.type for p in served.parameters()} == {"cpu"}
+            obs = observation(policy.metadata, 3)
+            with PolicyClient(srv.url) as client:
+                assert np.array_equal(client.predict(obs), policy.predict(obs))
