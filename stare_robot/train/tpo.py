@@ -481,14 +481,14 @@ def select_checkpoint(
     starting weights count as step 0 with ``before``) to final/; returns (step, its score, all
     scores). Best = highest accuracy, then mean margin; ties go to the earlier step."""
     from stare_robot.policies import load_policy
-    from stare_robot.train.loop import TRAINER_STATE, save_final
+    from stare_robot.train.loop import load_trainer_state, save_final
 
     policy = objective.policy
     best = {"step": 0, **before}
     scores, best_state = [best], None
     for ckpt in sorted((out / "checkpoints").glob("step_*")):  # ascending: ties keep the earlier
         # the loop saved the objective's state ("policy." + the policy's names)
-        state = torch.load(ckpt / TRAINER_STATE, weights_only=False)["model"]
+        state = load_trainer_state(ckpt)["model"]
         objective.load_state_dict(state)
         scores.append({"step": int(ckpt.name.removeprefix("step_")), **objective.accuracy()})
         if (scores[-1]["accuracy"], scores[-1]["mean_margin"]) > (best["accuracy"], best["mean_margin"]):
