@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stages": ("stare_robot.stages.cli", "annotate / inspect STARE stages and keyframes"),
     "store": ("stare_robot.data.cli", "list / inspect an episode store"),
     "serve": ("stare_robot.server.cli", "serve a policy checkpoint over HTTP + websocket"),
-    "ipi": ("stare_robot.train.ipi", "the main job: demos -> SFT -> STA-TPO -> STA-PPO -> report"),
+    "ipi": ("stare_robot.sim.ipi", "the main job: demos -> SFT -> STA-TPO -> STA-PPO -> report"),
     "train": ("stare_robot.train.cli", "train a policy: sft, tpo, ppo (stare-robot train --help)"),
     "eval": ("stare_robot.sim.evaluate", "evaluate a policy checkpoint by rollouts in simulation"),
     "rollouts": ("stare_robot.sim.collect", "collect sampled policy rollouts for TPO / PPO"),
