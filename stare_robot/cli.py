@@ -4,6 +4,11 @@ Each sub-command lives in the module that owns it and exposes ``main(argv) -> in
 maps names to those modules and imports lazily, so ``stare-robot stages ...`` never pays for torch
 or ManiSkill3.
 
+This file is the composition root: it names modules of every layer (``stare_robot.sim.*``,
+``stare_robot.server.*``) as strings and imports only the one a command runs. That is allowed
+here and nowhere else in the core; the import contracts (pyproject.toml, docs/architecture.md)
+do not see string imports, and ``stare_robot.cli`` never imports those layers statically.
+
     stare-robot demos --task PushCube-v1 --num 100 --seed 0 --out data/pushcube.zarr
     stare-robot stages annotate data/pushcube.zarr
 """
