@@ -111,6 +111,8 @@ class IPIArgs:
     """Parallel environments for PPO rollouts."""
     seed: int = 0
     threads: int = 1
+    device: str = "cpu"
+    """Where every policy trains, collects and is evaluated (e.g. cuda:0)."""
     sim_backend: str = "auto"
     quiet: bool = False
 
@@ -204,7 +206,8 @@ def step_sft(run: Run) -> dict[str, Any]:
     args = SFTArgs(
         data=run.path("demos.zarr"), out=run.path("sft"), policy=run.args.policy,
         steps=run.sizes["sft_steps"], seed=run.args.seed, resume=True, quiet=run.args.quiet,
-        threads=run.args.threads, save_every=max(10, min(500, run.sizes["sft_steps"] // 4)),
+        threads=run.args.threads, device=run.args.device,
+        save_every=max(10, min(500, run.sizes["sft_steps"] // 4)),
         warmup_steps=min(100, max(1, run.sizes["sft_steps"] // 10)),
     )
     run_sft(args)
@@ -219,9 +222,10 @@ def _collect(run: Run, store: Path, first_seed: int, want: int) -> int:
     # episodes solved at reset are not stored: count attempts by seed, not by stored episodes
     todo = want - (next_seed - first_seed)
     if todo > 0:
+        ckpt = run.path("sft") / "final"
         collect_rollouts(
-            run.path("sft") / "final", run.args.task, todo, store, seed=next_seed,
-            progress=not run.args.quiet, sim_backend=run.args.sim_backend,
+            ckpt, run.args.task, todo, store, seed=next_seed, progress=not run.args.quiet,
+            sim_backend=run.args.sim_backend, policy=load_policy(ckpt, device=run.args.device),
         )
     return len(_seeds_in(store))
 
@@ -270,7 +274,7 @@ def step_sta_tpo(run: Run) -> dict[str, Any]:
         eval_pairs=run.path("pairs_heldout.json") if heldout else None, stage_aware=True,
         steps=steps, seed=run.args.seed, resume=True, save_every=max(1, steps // 3),
         select_every=max(1, min(DEFAULT_SELECT_EVERY, steps // 3)), quiet=run.args.quiet,
-        threads=run.args.threads,
+        threads=run.args.threads, device=run.args.device,
     ))
     return {"checkpoint": str(run.path("sta_tpo") / "final"), "held_out_selection": heldout,
             "selected_step": summary.get("selected_step")}
@@ -284,6 +288,7 @@ def _ppo(run: Run, name: str, stage_aware: bool) -> dict[str, Any]:
         num_envs=run.args.num_envs, eval_every=run.sizes["curve_every"],
         eval_episodes=run.sizes["curve_episodes"], seed=run.args.seed, resume=True,
         sim_backend=run.args.sim_backend, quiet=run.args.quiet, threads=run.args.threads,
+        device=run.args.device,
     ))
     return {"checkpoint": str(run.path(name) / "final"), "start": str(start)}
 
@@ -323,7 +328,7 @@ def evaluate_step(run: Run, label: str, folder: str) -> dict[str, Any] | None:
     if cached.exists():
         return json.loads(cached.read_text())[label]
     run.log(f"eval: {label} on {run.sizes['eval_episodes']} held-out seeds")
-    summary, _ = evaluate(load_policy(ckpt), run.args.task, run.sizes["eval_episodes"],
+    summary, _ = evaluate(load_policy(ckpt, device=run.args.device), run.args.task, run.sizes["eval_episodes"],
                           progress=not run.args.quiet, sim_backend=run.args.sim_backend)
     write_report({label: summary}, cached.parent, title=f"{run.args.task}: {label}")
     return summary

@@ -73,6 +73,7 @@ class LoopConfig:
     save_every: int = 500
     keep_checkpoints: int = 2
     progress: bool = True
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1": where accelerate places the model
 
 
 def lr_factor(step: int, cfg: LoopConfig) -> float:
@@ -263,7 +264,10 @@ def train(
     ``trainable`` restricts the optimiser to some parameters (default: all that require grad).
     """
     out = Path(out)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device.index)  # accelerate uses the current CUDA device
+    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=cfg.mixed_precision)
     main = accelerator.is_main_process
     rank = accelerator.process_index
     seed_everything(cfg.seed + rank)

@@ -218,6 +218,8 @@ class SFTArgs:
     """Random-shift image augmentation (rgb mode only)."""
     threads: int = DEFAULT_THREADS
     """torch intra-op threads per process."""
+    device: str = "cpu"
+    """Where the policy trains (e.g. cuda:0; several processes: accelerate's per-rank GPU)."""
     quiet: bool = False
 
 
@@ -244,7 +246,7 @@ def run_sft(args: SFTArgs, config_overrides: dict[str, Any] | None = None) -> di
 
     seed_everything(args.seed)  # the fresh network's initial weights follow --seed
     if args.init is not None:
-        policy = load_policy(args.init)
+        policy = load_policy(args.init, device=args.device)
         config = policy.config
         check_data_fits_config(store, config)
         dataset = EpisodeWindowDataset(store, config.chunk_size, obs_keys_for(config))
@@ -262,9 +264,10 @@ def run_sft(args: SFTArgs, config_overrides: dict[str, Any] | None = None) -> di
             f"StaKe keyframe targets of {args.data} have {dataset.keyframe_dim} values, the "
             f"policy config says keyframe_dim={config.keyframe_dim}"
         )
-    policy.train()
+    policy.to(args.device).train()
 
     loop_cfg = LoopConfig(
+        device=args.device,
         steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
         warmup_steps=min(args.warmup_steps, args.steps), grad_clip=args.grad_clip,
         mixed_precision=args.mixed_precision, seed=args.seed, log_every=args.log_every,

@@ -440,6 +440,8 @@ class TPOArgs:
     noise_std: float | None = None
     """Flow head chain noise sigma (default: what the rollouts were collected with)."""
     threads: int = 1
+    device: str = "cpu"
+    """Where the policy and the reference train (e.g. cuda:0)."""
     quiet: bool = False
 
 
@@ -540,8 +542,8 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
     select = eval_pairs is not None and args.select_every > 0
 
     seed_everything(args.seed)
-    policy = load_policy(args.ckpt)
-    ref = load_policy(args.ref if args.ref is not None else args.ckpt)
+    policy = load_policy(args.ckpt, device=args.device)
+    ref = load_policy(args.ref if args.ref is not None else args.ckpt, device=args.device)
     for p in ref.parameters():
         p.requires_grad_(False)
     objective = PreferenceObjective(
@@ -566,6 +568,7 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
     before = accuracy() if not args.resume or select else None
     policy.train()
     loop_cfg = LoopConfig(
+        device=args.device,
         steps=args.steps,
         lr=args.lr,
         weight_decay=args.weight_decay,
