@@ -192,13 +192,13 @@ def make_vector_env(
     scene on ``physx_cuda`` (``auto`` picks the GPU when CUDA is present)."""
     get_task(task)  # an unknown task fails here, with its did-you-mean, not in a worker
     backend = resolve_sim_backend(sim_backend)
-    kwargs = dict(
-        task=task,
-        obs_mode=obs_mode,
-        image_size=image_size,
-        sim_backend=backend,
-        max_episode_steps=max_episode_steps,
-    )
+    kwargs = {
+        "task": task,
+        "obs_mode": obs_mode,
+        "image_size": image_size,
+        "sim_backend": backend,
+        "max_episode_steps": max_episode_steps,
+    }
     if backend == "physx_cuda":
         return BatchedVectorEnv(num_envs, kwargs)
     return ProcessVectorEnv(num_envs, kwargs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from stare_robot import __version__
 from stare_robot.names import did_you_mean
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
@@ -32,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollouts": ("stare_robot.sim.collect", "collect sampled policy rollouts for TPO / PPO"),
     "pairs": ("stare_robot.train.preferences", "build preference pairs (TPO) from episode stores"),
     "report": ("stare_robot.eval.cli", "side-by-side reports: sim2real (sim eval vs recorded episodes)"),
+    "tasks": ("stare_robot.sim.task_table", "list every task: stage family and stages, eval horizon"),
 }
 
 
@@ -39,7 +41,8 @@ def usage(prog: str, noun: str, table: dict[str, tuple[str, str]]) -> str:
     width = max(len(n) for n in table)
     lines = [f"usage: {prog} {noun.upper()} [ARGS...]", "", f"{noun}s:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in table.items()]
-    lines += ["", f"Run `{prog} {noun.upper()} --help` for its options."]
+    lines += ["", f"Run `{prog} {noun.upper()} --help` for its options"
+              + (", `stare-robot --version` for the version." if prog == "stare-robot" else ".")]
     return "\n".join(lines)
 
 
@@ -58,7 +61,11 @@ def dispatch(prog: str, noun: str, table: dict[str, tuple[str, str]], argv: list
 
 
 def main(argv: list[str] | None = None) -> int:
-    return dispatch("stare-robot", "command", COMMANDS, list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        print(f"stare-robot {__version__}")
+        return 0
+    return dispatch("stare-robot", "command", COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stare_robot import keys
-from stare_robot.data.store import EpisodeStore
+from stare_robot.data.store import EpisodeStore, StoreError
 
 pytestmark = pytest.mark.sim  # ~22 s here: not slow
 
@@ -28,7 +28,7 @@ def demos_cmd(out: Path) -> list[str]:
 def committed(out: Path) -> int:
     try:
         return len(EpisodeStore.open(out))
-    except Exception:  # not created yet
+    except StoreError:  # not created yet
         return 0
 
 
@@ -65,7 +65,8 @@ def test_demos_killed_mid_run_then_rerun_completes_without_duplicates(tmp_path):
     before = episode_hashes(out)
     assert 2 <= len(before) < NUM, "the kill must land mid-run"
 
-    rerun = subprocess.run(demos_cmd(out), capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(demos_cmd(out), capture_output=True, text=True, timeout=600,
+                           check=False)
     assert rerun.returncode == 0, rerun.stderr
     assert f"+{len(before)} already in the store" in rerun.stdout
 
