@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from stare_robot.sim.env import Step, make_env, resolve_sim_backend
 from stare_robot.sim.tasks import get_task
 
@@ -40,8 +41,6 @@ def _plain(step: Step) -> Step:
 
 def _worker(conn, env_kwargs: dict[str, Any]) -> None:
     """Worker-process loop: build one env, then serve (command, argument) requests."""
-    import torch
-
     torch.set_num_threads(1)
     try:
         env = make_env(**env_kwargs)
