@@ -10,9 +10,10 @@ Seeds ``seed, seed + 1, ...`` are tried until ``num`` episodes succeed in the EE
 those are committed, each with its seed so
 :func:`stare_robot.sim.replay.replay_episode` can reproduce it. The same command after a crash
 completes the store: a seed whose episode (same task and observation mode) is already committed is
-counted, not recorded again, so the result is what one uninterrupted run would have written. Per step the episode holds the
-observation *before* the action (``obs/*`` and the privileged ``sim/*`` state), the action, and the
-``reward`` / ``sim/success`` the action produced.
+counted, not recorded again, so the result is what one uninterrupted run would have written.
+
+Per step the episode holds the observation *before* the action (``obs/*`` and the privileged
+``sim/*`` state), the action, and the ``reward`` / ``sim/success`` the action produced.
 """
 
 from __future__ import annotations

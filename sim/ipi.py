@@ -328,7 +328,8 @@ def evaluate_step(run: Run, label: str, folder: str) -> dict[str, Any] | None:
     if cached.exists():
         return json.loads(cached.read_text())[label]
     run.log(f"eval: {label} on {run.sizes['eval_episodes']} held-out seeds")
-    summary, _ = evaluate(load_policy(ckpt, device=run.args.device), run.args.task, run.sizes["eval_episodes"],
+    summary, _ = evaluate(load_policy(ckpt, device=run.args.device), run.args.task,
+                          run.sizes["eval_episodes"],
                           progress=not run.args.quiet, sim_backend=run.args.sim_backend)
     write_report({label: summary}, cached.parent, title=f"{run.args.task}: {label}")
     return summary

@@ -77,7 +77,8 @@ def check_inputs(args: PPOArgs):
         raise PPOInputError(f"unknown --reward {args.reward!r}; valid: sparse, dense")
     for name in ("iterations", "episodes_per_iter", "num_envs", "epochs", "minibatch"):
         if getattr(args, name) < 1:
-            raise PPOInputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+            flag = f"--{name.replace('_', '-')}"
+            raise PPOInputError(f"{flag} must be >= 1, got {getattr(args, name)}")
     return spec, stages, mask
 
 
@@ -134,7 +135,8 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
                             evaluate_interval(policy, args, spec, max_steps, execute_steps)})
         for it in range(start, args.iterations):
             t0 = time.perf_counter()
-            seeds = TRAIN_SEED_START + it * args.episodes_per_iter + np.arange(args.episodes_per_iter)
+            per_iter = args.episodes_per_iter
+            seeds = TRAIN_SEED_START + it * per_iter + np.arange(per_iter)
             generator = torch.Generator().manual_seed(int(args.seed) * 1_000_003 + it)
             episodes = collect_episodes(
                 venv, ac, spec.stage_family, seeds.tolist(), max_steps, execute_steps, generator,
@@ -146,7 +148,8 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
             env_steps += steps
             data = flatten_decisions(episodes, args.gamma, args.gae_lambda)
             rng = np.random.default_rng([args.seed, it])
-            stats = ppo_update(ac, optimizer, data, args, rng, policy_on=it >= args.value_warmup_iters)
+            stats = ppo_update(ac, optimizer, data, args, rng,
+                               policy_on=it >= args.value_warmup_iters)
             row: dict[str, Any] = {
                 "iteration": it + 1,
                 "env_steps": env_steps,
@@ -161,7 +164,8 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
                 "collect_s": t_collect,
                 "update_s": time.perf_counter() - t0 - t_collect,
             }
-            if args.eval_every > 0 and ((it + 1) % args.eval_every == 0 or it + 1 == args.iterations):
+            last = it + 1 == args.iterations
+            if args.eval_every > 0 and ((it + 1) % args.eval_every == 0 or last):
                 row["eval_success"] = evaluate_interval(policy, args, spec, max_steps,
                                                         execute_steps)
             history.append(row)

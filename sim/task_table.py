@@ -41,8 +41,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     cells = [(r["task"], r["family"], " > ".join(r["stages"]), str(r["eval_horizon"]), r["robot"])
              for r in rows]
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *cells]]
-    return "\n".join(lines)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+                     for row in [header, *cells])
 
 
 @dataclass

@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollouts": ("stare_robot.sim.collect", "collect sampled policy rollouts for TPO / PPO"),
     "pairs": ("stare_robot.train.preferences", "build preference pairs (TPO) from episode stores"),
     "report": ("stare_robot.eval.cli", "side-by-side reports: sim2real (sim eval vs recorded episodes)"),
-    "tasks": ("stare_robot.sim.task_table", "list every task: stage family and stages, eval horizon"),
+    "tasks": ("stare_robot.sim.task_table", "list every task: stage family, stages, eval horizon"),
 }
 
 

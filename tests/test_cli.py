@@ -43,8 +43,8 @@ def test_console_script_is_installed():
 
 
 def test_version_prints_the_installed_package_version():
-    out = subprocess.run([sys.executable, "-m", "stare_robot.cli", "--version"], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run([sys.executable, "-m", "stare_robot.cli", "--version"],
+                         capture_output=True, text=True, check=False)
     assert out.returncode == 0
     assert out.stdout.strip() == f"stare-robot {importlib.metadata.version('stare-robot')}"
 
@@ -94,7 +94,7 @@ class _Stop(Exception):
 
 @pytest.mark.parametrize("obs_mode", ["state", "rgb"])
 def test_eval_video_episodes_warns_for_a_state_policy(obs_mode, tmp_path, monkeypatch, capsys):
-    """The warning comes before any rollout; the rollouts themselves are not this test's business."""
+    """The warning comes before any rollout (the rollouts are not this test's business)."""
     import stare_robot.sim.evaluate as evaluate_module
     import torch
 
@@ -109,7 +109,8 @@ def test_eval_video_episodes_warns_for_a_state_policy(obs_mode, tmp_path, monkey
               keys.ACTION: rng.normal(size=(20, config.action_dim))}
     if config.env_state_dim:
         arrays[keys.OBS_ENV_STATE] = rng.normal(size=(20, config.env_state_dim))
-    ckpt = make_policy(config, NormalizationStats.from_arrays(arrays)).save_pretrained(tmp_path / "c")
+    policy = make_policy(config, NormalizationStats.from_arrays(arrays))
+    ckpt = policy.save_pretrained(tmp_path / "c")
 
     def no_rollouts(*args, **kwargs):
         raise _Stop

@@ -178,8 +178,8 @@ def load_trainer_state(folder: Path, device: str | torch.device = "cpu") -> dict
         if (folder / PICKLED_STATE).exists():
             raise UnsafeCheckpointError(
                 f"{folder} holds a pickled {PICKLED_STATE} (an older stare-robot, or someone "
-                "else's file); loading pickle can run arbitrary code, so it is refused. Start the run "
-                "afresh without --resume, or resume from a checkpoint this version wrote.")
+                "else's file); loading pickle can run arbitrary code, so it is refused. Start the "
+                "run afresh without --resume, or resume from a checkpoint this version wrote.")
         raise FileNotFoundError(f"{folder} has no {TRAINER_STATE}")
     try:
         skeleton = json.loads((folder / TRAINER_STATE).read_text())

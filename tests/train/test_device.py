@@ -50,7 +50,8 @@ def files(tmp_path_factory):
     torch.manual_seed(0)
     config = make_config("pi0_tokens", obs_mode="state", env_state_dim=ENV_STATE_DIM,
                          use_stake=False, num_bins=32)
-    ckpt = make_policy(config, NormalizationStats.from_arrays(arrays)).save_pretrained(root / "ckpt")
+    policy = make_policy(config, NormalizationStats.from_arrays(arrays))
+    ckpt = policy.save_pretrained(root / "ckpt")
     return {"root": root, "store": store, "pairs": root / "pairs.json", "ckpt": Path(ckpt)}
 
 
