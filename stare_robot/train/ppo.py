@@ -24,7 +24,7 @@ Training episodes use seeds 50 000 + i (demos 0.., evaluation 10 000.., TPO roll
 the deterministic evaluation every ``--eval-every`` iterations uses ``--eval-episodes`` seeds from
 40 000, so the final held-out evaluation (10 000..) is never looked at during training.
 
-Out folder: ``checkpoints/step_NNNNNN`` (policy + trainer_state.pt, atomic; ``--resume``
+Out folder: ``checkpoints/step_NNNNNN`` (policy + trainer state, no pickle, atomic; ``--resume``
 continues from the newest), ``final/`` (a plain policy checkpoint: serve it, evaluate it),
 ``value_head.safetensors``, ``history.json`` (one row per iteration: env steps, success, returns,
 losses, KL, clip fraction, evaluation success), ``tb/`` (TensorBoard).
