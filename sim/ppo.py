@@ -109,6 +109,7 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
     scored = execute_steps if prefix_scoring_is_exact(policy, noisy_steps) else None
     ac = ActorCritic(policy, args.noise_std, noisy_steps, scored_steps=scored).to(args.device)
     optimizer = make_optimizer(ac, args)
+    sampling_device = args.device if torch.device(args.device).type == "cuda" else "cpu"
     start, history, env_steps = 0, [], 0
     ckpt = latest_checkpoint(out) if args.resume else None
     if ckpt is not None:
@@ -137,7 +138,9 @@ def run_ppo(args: PPOArgs) -> dict[str, Any]:
             t0 = time.perf_counter()
             per_iter = args.episodes_per_iter
             seeds = TRAIN_SEED_START + it * per_iter + np.arange(per_iter)
-            generator = torch.Generator().manual_seed(int(args.seed) * 1_000_003 + it)
+            # the sampler draws its noise on the policy's device, with a generator of that device
+            generator = torch.Generator(device=sampling_device).manual_seed(
+                int(args.seed) * 1_000_003 + it)
             episodes = collect_episodes(
                 venv, ac, spec.stage_family, seeds.tolist(), max_steps, execute_steps, generator,
                 reward=args.reward, gamma=args.gamma, shaping=args.stage_aware,
