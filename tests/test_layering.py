@@ -31,6 +31,7 @@ def stage(dst: Path) -> Path:
 
 
 def lint_imports(staged: Path) -> subprocess.CompletedProcess:
+    assert LINT.exists(), f"{LINT} is missing: install the dev extra (pip install -e '.[dev]')"
     # PYTHONPATH first: the staged copy, not the editable install, is what grimp walks
     env = {"PYTHONPATH": str(staged), "PATH": str(LINT.parent)}
     return subprocess.run([str(LINT), "--no-cache"], cwd=staged, env=env, capture_output=True,
