@@ -45,8 +45,7 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bridge_expert import STAND_IN_NOTE, ensure_assets
     from ipi_table import run_tasks
-
-    from stare_robot.train.ipi import IPIArgs
+    from stare_robot.sim.ipi import IPIArgs
 
     def make_ipi(task: str) -> IPIArgs:
         budget = dict(BUDGET) if not args.quick else {}

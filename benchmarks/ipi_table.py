@@ -23,7 +23,7 @@ ROW_KEYS = ("episodes", "success_rate", "success_ci95", "grasp_rate", "mean_leng
 def run_task(benchmark: str, ipi, quick: bool) -> dict[str, Any]:
     """Run (or just collect) one task's IPI from ``ipi`` (an ``IPIArgs``); unless ``quick``, its
     report is kept in benchmarks/results/BENCHMARK/TASK. Returns the task's JSON entry."""
-    from stare_robot.train.ipi import run_ipi
+    from stare_robot.sim.ipi import run_ipi
 
     done = run_ipi(ipi)
     if not quick:

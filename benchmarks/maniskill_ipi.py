@@ -37,8 +37,7 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from ipi_table import run_tasks
-
-    from stare_robot.train.ipi import IPIArgs
+    from stare_robot.sim.ipi import IPIArgs
 
     def make_ipi(task: str) -> IPIArgs:
         return IPIArgs(task=task, out=args.work / task, budget="tiny" if args.quick else "default",

@@ -96,7 +96,7 @@ def make_start(task: str, start: str, args) -> Path:
     """``CHECKPOINT`` as given, or ``sft:STEPS``: demos -> stages -> SFT, as the IPI run does."""
     if not start.startswith("sft:"):
         return Path(start)
-    from stare_robot.train.ipi import IPIArgs, Run, step_demos, step_sft, step_stages
+    from stare_robot.sim.ipi import IPIArgs, Run, step_demos, step_sft, step_stages
 
     steps = int(start[len("sft:"):])
     ipi = IPIArgs(task=task, demos=args.start_demos, sft_steps=steps, quiet=True)
@@ -136,7 +136,7 @@ def main() -> int:
         args.iterations, args.seeds, args.episodes_per_iter, args.eval_every = 2, [0], 4, 1
         args.eval_episodes = 4
 
-    from stare_robot.train.ppo import PPOArgs, run_ppo
+    from stare_robot.sim.ppo import PPOArgs, run_ppo
 
     # hyperparameters given here override PPO's defaults; what the runs used is recorded below
     overrides = {k: v for k, v in (("lr", args.lr), ("noise_std", args.noise_std)) if v is not None}

@@ -10,4 +10,10 @@
   :mod:`.expert_bridge` — their scripted expert.
 - :mod:`.demos` — ``generate_demos`` and the ``stare-robot demos`` command.
 - :mod:`.replay` — ``replay_episode``: open-loop replay from the recorded seed.
+- :mod:`.evaluate` — ``stare-robot eval``; :mod:`.collect` — ``stare-robot rollouts``;
+  :mod:`.task_table` — ``stare-robot tasks``.
+- the orchestration that drives a simulator: :mod:`.ppo` (the PPO / STA-PPO driver,
+  ``stare-robot train ppo``) and :mod:`.ipi` (``stare-robot ipi``).
+
+This layer may import the core, never the server or ROS (docs/architecture.md).
 """

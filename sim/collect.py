@@ -216,6 +216,8 @@ class RolloutsArgs:
     noise_std: float | None = None
     """sigma of the flow head's noise-injected sampler (normalised units; default 0.1)."""
     threads: int = 1
+    device: str = "cpu"
+    """Where the policy runs (e.g. cuda:0)."""
     sim_backend: str = "auto"
     quiet: bool = False
 
@@ -229,9 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         from stare_robot.sim.evaluate import EvalInputError
 
         from stare_robot.data.errors import StoreError
+        from stare_robot.policies import load_policy
 
         torch.set_num_threads(args.threads)
         get_task(args.task)
+        policy = load_policy(args.ckpt, device=args.device)
         summary = collect_rollouts(
             args.ckpt,
             args.task,
@@ -245,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             args.sim_backend,
             min_per_outcome=args.min_per_outcome,
             max_num=args.max_num,
+            policy=policy,
         )
     except (UnknownTaskError, EvalInputError, StoreError, FileNotFoundError, ValueError) as err:
         print(f"stare-robot rollouts: {err}", file=sys.stderr)

@@ -8,9 +8,12 @@ tasks (:mod:`stare_robot.sim.expert`), a scripted pick-and-place for the Simpler
 (:mod:`stare_robot.sim.expert_bridge`; their assets come from ``MS_ASSET_DIR``).
 Seeds ``seed, seed + 1, ...`` are tried until ``num`` episodes succeed in the EE-delta env; only
 those are committed, each with its seed so
-:func:`stare_robot.sim.replay.replay_episode` can reproduce it. Per step the episode holds the
-observation *before* the action (``obs/*`` and the privileged ``sim/*`` state), the action, and the
-``reward`` / ``sim/success`` the action produced.
+:func:`stare_robot.sim.replay.replay_episode` can reproduce it. The same command after a crash
+completes the store: a seed whose episode (same task and observation mode) is already committed is
+counted, not recorded again, so the result is what one uninterrupted run would have written.
+
+Per step the episode holds the observation *before* the action (``obs/*`` and the privileged
+``sim/*`` state), the action, and the ``reward`` / ``sim/success`` the action produced.
 """
 
 from __future__ import annotations
@@ -23,11 +26,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import tyro
 from stare_robot.sim.env import OBS_MODES, SimEnv, Step, make_env
+from stare_robot.sim.expert import EEDeltaExpert
+from stare_robot.sim.expert_bridge import BridgeExpert
 from stare_robot.sim.tasks import EXPERT_SCRIPTED, UnknownTaskError, get_task
+from tqdm.auto import tqdm
 
 import stare_robot
 from stare_robot import keys
+from stare_robot.data.errors import StoreError
+from stare_robot.data.store import EpisodeStore
 
 # Families whose demos must grasp the object; a success without one is a degenerate start, not a
 # demonstration of the task, and would teach neither the grasp nor its stages.
@@ -58,11 +67,7 @@ def episode_attrs(sim: SimEnv, seed: int, success: bool) -> dict[str, Any]:
 def make_expert(sim: SimEnv, sim_backend: str = "auto"):
     """The task's expert on ``sim``: ``run(seed) -> Rollout`` and ``close()``."""
     if sim.spec.expert == EXPERT_SCRIPTED:
-        from stare_robot.sim.expert_bridge import BridgeExpert
-
         return BridgeExpert(sim)
-    from stare_robot.sim.expert import EEDeltaExpert
-
     return EEDeltaExpert(sim, planner_backend=sim_backend)
 
 
@@ -93,14 +98,12 @@ def generate_demos(
 ) -> dict[str, Any]:
     """Record ``num`` successful expert episodes of ``task`` into the store at ``out``.
 
-    Tries seeds ``seed, seed + 1, ...`` (at most ``max_attempts``, default ``5 * num + 10``).
-    Returns a summary: ``attempted``, ``kept``, ``failed`` ({reason: count}), ``seeds``,
-    ``lengths`` (steps per kept episode), ``seconds``, ``out``.
+    Tries seeds ``seed, seed + 1, ...`` (at most ``max_attempts``, default ``5 * num + 10``); a
+    seed already committed in ``out`` for this task and observation mode counts as kept and is not
+    recorded again (resume after a crash). Returns a summary: ``attempted`` (seeds looked at),
+    ``kept`` (recorded now), ``resumed`` (found committed), ``failed`` ({reason: count}),
+    ``seeds`` (recorded now), ``lengths`` (steps per recorded episode), ``seconds``, ``out``.
     """
-    from tqdm.auto import tqdm
-
-    from stare_robot.data.store import EpisodeStore
-
     spec = get_task(task)
     if obs_mode not in OBS_MODES:
         raise ValueError(f"unknown obs_mode '{obs_mode}'; valid: {', '.join(OBS_MODES)}")
@@ -111,11 +114,12 @@ def generate_demos(
     store = EpisodeStore.create(
         out, attrs={keys.ATTR_TASK: spec.name, keys.ATTR_ACTION_SPACE: keys.ACTION_SPACE_EE_DELTA}
     )
+    committed = committed_seeds(store, spec.name, obs_mode)
     start = time.perf_counter()
     failed: Counter[str] = Counter()
     seeds: list[int] = []
     lengths: list[int] = []
-    attempted = 0
+    attempted = resumed = 0
     sim = make_env(
         spec.name,
         obs_mode,
@@ -126,9 +130,13 @@ def generate_demos(
     expert = make_expert(sim, sim_backend)
     bar = tqdm(total=num, desc=f"demos {spec.name} ({obs_mode})", unit="ep", disable=not progress)
     try:
-        while len(seeds) < num and attempted < max_attempts:
+        while len(seeds) + resumed < num and attempted < max_attempts:
             current = seed + attempted
             attempted += 1
+            if current in committed:
+                resumed += 1
+                bar.update(1)
+                continue
             rollout = expert.run(current)
             failure = None if rollout.success else (rollout.failure or "unknown")
             if failure is None and spec.stage_family in GRASP_FAMILIES and not any(
@@ -158,6 +166,7 @@ def generate_demos(
         "obs_mode": obs_mode,
         "attempted": attempted,
         "kept": len(seeds),
+        "resumed": resumed,
         "failed": dict(failed),
         "seeds": seeds,
         "lengths": lengths,
@@ -166,12 +175,24 @@ def generate_demos(
     }
 
 
+def committed_seeds(store: EpisodeStore, task: str, obs_mode: str) -> set[int]:
+    """Seeds of the committed episodes of ``task`` recorded in ``obs_mode`` in ``store``."""
+    return {
+        int(ep.attrs[keys.ATTR_SEED]) for ep in store
+        if ep.attrs.get(keys.ATTR_TASK) == task and ep.attrs.get(keys.ATTR_OBS_MODE) == obs_mode
+        and keys.ATTR_SEED in ep.attrs
+    }
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     lengths = summary["lengths"] or [0]
     failed = ", ".join(f"{n} {why}" for why, n in summary["failed"].items()) or "none"
+    resumed = summary.get("resumed", 0)
+    already = f" (+{resumed} already in the store)" if resumed else ""
     return (
-        f"{summary['task']}: attempted {summary['attempted']}, kept {summary['kept']}, "
-        f"failed {summary['attempted'] - summary['kept']} ({failed}); steps per episode "
+        f"{summary['task']}: attempted {summary['attempted'] - resumed}, kept "
+        f"{summary['kept']}{already}, failed {summary['attempted'] - summary['kept'] - resumed} "
+        f"({failed}); steps per episode "
         f"min {min(lengths)} / mean {np.mean(lengths):.1f} / max {max(lengths)}; "
         f"{summary['seconds']:.1f} s -> {summary['out']}"
     )
@@ -185,7 +206,7 @@ class DemosArgs:
     """Task name, e.g. PushCube-v1 (StackCube-v1, PullCube-v1, LiftPegUpright-v1, PickCube-v1, or a
     SimplerEnv-WidowX task such as PutCarrotOnPlateInScene-v1)."""
     out: Path
-    """Episode store to create or append to."""
+    """Episode store to create or append to (the same command after a crash completes it)."""
     num: int = 100
     """How many successful episodes to keep."""
     seed: int = 0
@@ -203,10 +224,6 @@ class DemosArgs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tyro
-
-    from stare_robot.data.errors import StoreError
-
     args = tyro.cli(DemosArgs, args=argv, prog="stare-robot demos")
     try:
         summary = generate_demos(
@@ -224,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stare-robot demos: {err}", file=sys.stderr)
         return 2
     print(format_summary(summary))
-    return 0 if summary["kept"] == args.num else 1
+    return 0 if summary["kept"] + summary["resumed"] == args.num else 1
 
 
 if __name__ == "__main__":

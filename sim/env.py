@@ -64,6 +64,8 @@ class _FirstOccurrenceOnly:
 
 
 def _quiet_maniskill_repeats() -> None:
+    # ManiSkill imports lazily throughout this module: importing it takes seconds, and the task
+    # table, `--help` and the vector env's parent process never need it
     from mani_skill import logger
 
     if not any(isinstance(f, _FirstOccurrenceOnly) for f in logger.filters):
@@ -76,7 +78,7 @@ def resolve_sim_backend(sim_backend: str) -> str:
         raise ValueError(f"unknown sim_backend '{sim_backend}'; valid: {', '.join(SIM_BACKENDS)}")
     if sim_backend != "auto":
         return sim_backend
-    import torch
+    import torch  # only to ask for CUDA; this module is imported by torch-free listings
 
     return "physx_cuda" if torch.cuda.is_available() else "physx_cpu"
 
@@ -98,6 +100,7 @@ def build_maniskill_env(
     :class:`~stare_robot.sim.bridge_tasks.MissingAssetsError` naming the fix.
     """
     if spec.assets:
+        # lazy: bridge_tasks subclasses this module's SimEnv (a top-level import would be circular)
         from stare_robot.sim.bridge_tasks import prepare_assets
 
         prepare_assets(spec)  # before ManiSkill's own check, which would prompt and exit()
@@ -344,7 +347,7 @@ def make_env(
     """
     spec = get_task(task)
     if spec.robot == WIDOWX:  # SimplerEnv-Bridge tasks: their own observation and action adapter
-        from stare_robot.sim.bridge_tasks import BridgeSimEnv
+        from stare_robot.sim.bridge_tasks import BridgeSimEnv  # lazy: circular, see above
 
         return BridgeSimEnv(task, obs_mode, image_size, num_envs, sim_backend, max_episode_steps)
     return SimEnv(task, obs_mode, image_size, num_envs, sim_backend, max_episode_steps)

@@ -34,10 +34,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import imageio.v2 as imageio
 import numpy as np
+import torch
+import tyro
+from stare_robot.sim.env import make_env
+from stare_robot.sim.rollout import rollout_episode
 from stare_robot.sim.tasks import UnknownTaskError, get_task
+from tqdm.auto import tqdm
 
 from stare_robot import keys
+from stare_robot.client import PolicyClient, PolicyServerError
+from stare_robot.data.store import StoreError
+from stare_robot.eval.metrics import summarize
+from stare_robot.eval.recorded import RecordedEvalError, evaluate_store
+from stare_robot.eval.report import write_report
+from stare_robot.policies import load_policy
+from stare_robot.stages import get_family
 
 EVAL_SEED_START = 10_000  # demos use seeds 0, 1, 2, ...; evaluation starts far above them
 DEFAULT_EXECUTE_STEPS = 2
@@ -117,12 +130,6 @@ def evaluate(
     Returns (summary from :func:`~stare_robot.eval.metrics.summarize` plus the settings used,
     {seed: frames} for ``video_seeds`` in rgb mode).
     """
-    from stare_robot.sim.env import make_env
-    from stare_robot.sim.rollout import rollout_episode
-    from tqdm.auto import tqdm
-
-    from stare_robot.eval.metrics import summarize
-
     spec = get_task(task)
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -142,8 +149,6 @@ def evaluate(
                 videos[s] = result.frames
     finally:
         env.close()
-    from stare_robot.stages import get_family
-
     summary = summarize(outcomes, get_family(spec.stage_family).stage_names)
     summary.update(task=spec.name, obs_mode=obs_mode, seed_start=seed, max_steps=max_steps,
                    execute_steps=execute_steps)
@@ -152,10 +157,6 @@ def evaluate(
 
 def _evaluate_recorded(args: EvalArgs) -> int:
     """``--episodes STORE``: the same report from recorded episodes (no simulator, no policy)."""
-    from stare_robot.data.store import StoreError
-    from stare_robot.eval.recorded import RecordedEvalError, evaluate_store
-    from stare_robot.eval.report import write_report
-
     store = Path(args.episodes)
     try:
         summary = evaluate_store(store)
@@ -170,8 +171,6 @@ def _evaluate_recorded(args: EvalArgs) -> int:
 
 
 def write_videos(videos: dict[int, list[np.ndarray]], out_dir: Path, fps: float) -> list[Path]:
-    import imageio.v2 as imageio
-
     paths = []
     for s, frames in videos.items():
         path = Path(out_dir) / "videos" / f"seed_{s}.gif"
@@ -206,29 +205,31 @@ class EvalArgs:
     out: Path | None = None
     """Report folder (results.json/.md/.png); default <ckpt>/eval_<task>."""
     video_episodes: int = 0
-    """Save a gif of the first N episodes (rgb-mode policies only)."""
+    """Save a gif of the first N episodes (rgb-mode policies only, for now; a state-mode policy
+    gets a warning)."""
     name: str = "policy"
     """Row name in the report."""
     threads: int = 1
     """torch intra-op threads (1 is fastest for a tiny policy on a loaded machine)."""
+    device: str = "cpu"
+    """Where the policy runs with --ckpt (e.g. cuda:0)."""
     sim_backend: str = "auto"
     quiet: bool = False
 
 
+def video_warning(policy: Any, video_episodes: int) -> str | None:
+    """Why ``--video-episodes`` will record nothing for ``policy``, or None when it will."""
+    if video_episodes > 0 and (mode := policy_obs_mode(policy)) != "rgb":
+        return (f"warning: --video-episodes {video_episodes} records nothing: videos need an rgb "
+                f"policy for now, and this one observes {mode!r}")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    import tyro
-
     args = tyro.cli(EvalArgs, args=argv, prog="stare-robot eval")
-    from stare_robot.eval.report import write_report
-
     if not args.episodes.isdigit():
         return _evaluate_recorded(args)
     try:
-        import torch
-
-        from stare_robot.client import PolicyClient, PolicyServerError
-        from stare_robot.policies import load_policy
-
         if (args.ckpt is None) == (args.server is None):
             raise EvalInputError("give exactly one of --ckpt (in-process) or --server (served)")
         if args.task is None:
@@ -238,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.server:
             policy = PolicyClient(args.server, token=args.token)
         else:
-            policy = load_policy(args.ckpt)
+            policy = load_policy(args.ckpt, device=args.device)
+        if (warning := video_warning(policy, args.video_episodes)) is not None:
+            print(f"stare-robot eval: {warning}", file=sys.stderr)
         video_seeds = range(args.seed, args.seed + args.video_episodes)
         summary, videos = evaluate(policy, args.task, int(args.episodes), args.seed,
                                    args.max_steps, args.execute_steps, video_seeds,

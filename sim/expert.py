@@ -70,6 +70,7 @@ class JointSpacePlanner:
     """Runs a ManiSkill motion-planning solution in a ``pd_joint_pos`` env and keeps its trace."""
 
     def __init__(self, sim: SimEnv, sim_backend: str = "physx_cpu"):
+        # lazy: the solutions pull in mplib and ManiSkill, seconds an import of demos need not pay
         from mani_skill.examples.motionplanning.panda import solutions
 
         self.spec = sim.spec

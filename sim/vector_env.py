@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from stare_robot.sim.env import Step, make_env, resolve_sim_backend
 from stare_robot.sim.tasks import get_task
 
@@ -40,8 +41,6 @@ def _plain(step: Step) -> Step:
 
 def _worker(conn, env_kwargs: dict[str, Any]) -> None:
     """Worker-process loop: build one env, then serve (command, argument) requests."""
-    import torch
-
     torch.set_num_threads(1)
     try:
         env = make_env(**env_kwargs)
@@ -192,13 +191,13 @@ def make_vector_env(
     scene on ``physx_cuda`` (``auto`` picks the GPU when CUDA is present)."""
     get_task(task)  # an unknown task fails here, with its did-you-mean, not in a worker
     backend = resolve_sim_backend(sim_backend)
-    kwargs = dict(
-        task=task,
-        obs_mode=obs_mode,
-        image_size=image_size,
-        sim_backend=backend,
-        max_episode_steps=max_episode_steps,
-    )
+    kwargs = {
+        "task": task,
+        "obs_mode": obs_mode,
+        "image_size": image_size,
+        "sim_backend": backend,
+        "max_episode_steps": max_episode_steps,
+    }
     if backend == "physx_cuda":
         return BatchedVectorEnv(num_envs, kwargs)
     return ProcessVectorEnv(num_envs, kwargs)

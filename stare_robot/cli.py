@@ -4,6 +4,11 @@ Each sub-command lives in the module that owns it and exposes ``main(argv) -> in
 maps names to those modules and imports lazily, so ``stare-robot stages ...`` never pays for torch
 or ManiSkill3.
 
+This file is the composition root: it names modules of every layer (``stare_robot.sim.*``,
+``stare_robot.server.*``) as strings and imports only the one a command runs. That is allowed
+here and nowhere else in the core; the import contracts (pyproject.toml, docs/architecture.md)
+do not see string imports, and ``stare_robot.cli`` never imports those layers statically.
+
     stare-robot demos --task PushCube-v1 --num 100 --seed 0 --out data/pushcube.zarr
     stare-robot stages annotate data/pushcube.zarr
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from stare_robot import __version__
 from stare_robot.names import did_you_mean
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
@@ -21,12 +27,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stages": ("stare_robot.stages.cli", "annotate / inspect STARE stages and keyframes"),
     "store": ("stare_robot.data.cli", "list / inspect an episode store"),
     "serve": ("stare_robot.server.cli", "serve a policy checkpoint over HTTP + websocket"),
-    "ipi": ("stare_robot.train.ipi", "the main job: demos -> SFT -> STA-TPO -> STA-PPO -> report"),
+    "ipi": ("stare_robot.sim.ipi", "the main job: demos -> SFT -> STA-TPO -> STA-PPO -> report"),
     "train": ("stare_robot.train.cli", "train a policy: sft, tpo, ppo (stare-robot train --help)"),
     "eval": ("stare_robot.sim.evaluate", "evaluate a policy checkpoint by rollouts in simulation"),
     "rollouts": ("stare_robot.sim.collect", "collect sampled policy rollouts for TPO / PPO"),
     "pairs": ("stare_robot.train.preferences", "build preference pairs (TPO) from episode stores"),
     "report": ("stare_robot.eval.cli", "side-by-side reports: sim2real (sim eval vs recorded episodes)"),
+    "tasks": ("stare_robot.sim.task_table", "list every task: stage family, stages, eval horizon"),
 }
 
 
@@ -34,7 +41,8 @@ def usage(prog: str, noun: str, table: dict[str, tuple[str, str]]) -> str:
     width = max(len(n) for n in table)
     lines = [f"usage: {prog} {noun.upper()} [ARGS...]", "", f"{noun}s:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in table.items()]
-    lines += ["", f"Run `{prog} {noun.upper()} --help` for its options."]
+    lines += ["", f"Run `{prog} {noun.upper()} --help` for its options"
+              + (", `stare-robot --version` for the version." if prog == "stare-robot" else ".")]
     return "\n".join(lines)
 
 
@@ -53,7 +61,11 @@ def dispatch(prog: str, noun: str, table: dict[str, tuple[str, str]], argv: list
 
 
 def main(argv: list[str] | None = None) -> int:
-    return dispatch("stare-robot", "command", COMMANDS, list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        print(f"stare-robot {__version__}")
+        return 0
+    return dispatch("stare-robot", "command", COMMANDS, argv)
 
 
 if __name__ == "__main__":

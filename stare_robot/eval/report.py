@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
@@ -34,11 +36,11 @@ def markdown_table(results: Mapping[str, dict]) -> str:
 
 def bar_plot(results: Mapping[str, dict], path: Path, title: str = "") -> Path:
     """Success (with 95 % interval) and conditional stage success per run, side by side."""
+    # lazy, with the file backend: matplotlib's start-up is paid only when a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     runs = list(results)
     stage_names = results[runs[0]]["stage_names"][1:] if runs else []

@@ -20,6 +20,8 @@ import tyro
 from tqdm import tqdm
 
 from stare_robot import keys
+from stare_robot.data.errors import StoreError
+from stare_robot.data.store import EpisodeStore
 from stare_robot.stages.annotate import (
     annotate_episode,
     fields_needed,
@@ -134,6 +136,7 @@ def _print_statistics(stats: dict[str, Any]) -> None:
 
 
 def show(store, args: Show) -> Path:
+    # lazy: matplotlib costs ~1 s of start-up that `annotate` and `stats` do not need
     from stare_robot.stages.plot import plot_timelines
 
     stats = stage_statistics(store, args.family)
@@ -154,9 +157,6 @@ def show(store, args: Show) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    from stare_robot.data.errors import StoreError
-    from stare_robot.data.store import EpisodeStore
-
     args = tyro.cli(Command, args=argv, prog="stare-robot stages")
     try:
         store = EpisodeStore.open(args.path)

@@ -13,7 +13,7 @@ from stare_robot.cli import dispatch
 METHODS: dict[str, tuple[str, str]] = {
     "sft": ("stare_robot.train.sft", "supervised fine-tuning (behaviour cloning) on demonstrations"),
     "tpo": ("stare_robot.train.tpo", "preference fine-tuning: STA-TPO (--no-stage-aware: TPO)"),
-    "ppo": ("stare_robot.train.ppo", "online RL in ManiSkill3: STA-PPO (--no-stage-aware: PPO)"),
+    "ppo": ("stare_robot.sim.ppo", "online RL in ManiSkill3: STA-PPO (--no-stage-aware: PPO)"),
 }
 
 

@@ -14,6 +14,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from stare_robot.eval.report import markdown_table
+
 CURVES = {"STA-PPO": "sta_ppo", "PPO": "ppo"}
 
 
@@ -39,11 +43,11 @@ def _curve_table(curves: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def plot(results: dict[str, dict], curves: dict[str, list[dict]], path: Path, title: str) -> Path:
+    # matplotlib only here, where a figure is drawn, and with the file backend (no display)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     runs = list(results)
@@ -83,8 +87,6 @@ def plot(results: dict[str, dict], curves: dict[str, list[dict]], path: Path, ti
 def write_ipi_report(run, results: dict[str, dict]) -> dict[str, Any]:
     """Write report.md / report.png / results.json under ``run.root``; returns their paths and
     the markdown results table (``table``)."""
-    from stare_robot.eval.report import markdown_table
-
     root = Path(run.root)
     curves = learning_curves(root)
     title = f"IPI on {run.args.task}"
@@ -96,14 +98,14 @@ def write_ipi_report(run, results: dict[str, dict]) -> dict[str, Any]:
     episodes = next(iter(results.values()))["episodes"] if results else 0
     md = [
         f"# {title}\n",
-        f"Held-out evaluation: {episodes} episodes per row, seeds 10000..{10000 + episodes - 1}, "
-        "deterministic policy.\n",
+        (f"Held-out evaluation: {episodes} episodes per row, seeds "
+         f"10000..{10000 + episodes - 1}, deterministic policy.\n"),
         table,
         "",
         *(f"- step `{k}` skipped: {v}" for k, v in skipped.items()),
         "\n## Learning curves (PPO vs STA-PPO, same start and budget)\n",
-        "Deterministic evaluation on seeds 40000.. at intervals; training success is the sampling "
-        "policy's on its own rollouts.\n",
+        ("Deterministic evaluation on seeds 40000.. at intervals; training success is the "
+         "sampling policy's on its own rollouts.\n"),
         _curve_table(curves) if curves else "(no PPO run yet)\n",
         "\n![report](report.png)\n",
         "## Timings (s)\n",

@@ -15,12 +15,18 @@ several, rank 0 restores its saved random state and the others re-seed from (see
 
 Checkpoint layout under ``out``::
 
-    checkpoints/step_000200/   policy files (save_pretrained) + trainer_state.pt
+    checkpoints/step_000200/   policy files (save_pretrained) + trainer_state.json (step,
+                               history, random states, scheduler, optimizer settings) +
+                               trainer_state.safetensors (every tensor: model and optimizer
+                               state, torch's random state)
     checkpoints/latest         text file naming the newest complete checkpoint
     final/                     the policy after the last step (save_pretrained only)
 
 A checkpoint is written into a hidden temporary folder and renamed into place, and ``latest`` is
 replaced atomically after that, so a run killed at any moment resumes from a complete checkpoint.
+
+No pickle: a resume folder is read with JSON and safetensors only, so loading a folder someone sent
+you cannot run code; a pickled ``trainer_state.pt`` (older versions) is refused, never unpickled.
 """
 
 from __future__ import annotations
@@ -38,10 +44,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-TRAINER_STATE = "trainer_state.pt"
+TRAINER_STATE = "trainer_state.json"  # everything but the tensors, which reference...
+TRAINER_TENSORS = "trainer_state.safetensors"  # ...these by name
+PICKLED_STATE = "trainer_state.pt"  # what versions before 0.2 wrote; refused
 LATEST = "latest"
 
 
@@ -61,6 +73,7 @@ class LoopConfig:
     save_every: int = 500
     keep_checkpoints: int = 2
     progress: bool = True
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1": where accelerate places the model
 
 
 def lr_factor(step: int, cfg: LoopConfig) -> float:
@@ -89,16 +102,107 @@ class _LossModule(nn.Module):
         return self.policy.training_losses(batch)
 
 
+# ------------------------------------------------------------------------------ trainer state
+
+
+class UnsafeCheckpointError(ValueError):
+    """A resume folder holds state this version will not load (pickle, or a malformed file)."""
+
+
+_NUMERIC_KINDS = "biuf"  # the numpy dtypes a state may hold (random states): no object arrays
+
+
+def _encode(obj: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    """``obj`` as JSON, with each tensor moved into ``tensors`` under its path in ``obj``."""
+    if isinstance(obj, torch.Tensor):
+        # a copy of its own: safetensors refuses tensors sharing memory (tied weights)
+        tensors[where] = obj.detach().to("cpu", copy=True).contiguous()
+        return {"__tensor__": where}
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(f"trainer state: {where} is a {obj.dtype} array; only numbers save")
+        return {"__ndarray__": obj.tolist(), "dtype": obj.dtype.str}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, tensors, f"{where}.{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, tensors, f"{where}.{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, tensors, f"{where}.{k}") for k, v in obj.items()}
+        # int keys (optimizer state) and the like: keep their type
+        return {"__items__": [
+            [_encode(k, tensors, f"{where}.key{i}"), _encode(v, tensors, f"{where}.{k}")]
+            for i, (k, v) in enumerate(obj.items())
+        ]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"trainer state: {where} is a {type(obj).__name__}, which is not saved "
+                    "(tensors, numbers, strings, lists, tuples and dicts are)")
+
+
+def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if "__ndarray__" in obj:
+        dtype = np.dtype(obj["dtype"])
+        if dtype.kind not in _NUMERIC_KINDS:
+            raise UnsafeCheckpointError(f"trainer state holds a {dtype} array; only numbers load")
+        return np.asarray(obj["__ndarray__"], dtype=dtype)
+    if "__tuple__" in obj:
+        return tuple(_decode(v, tensors) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in obj["__items__"]}
+    return {k: _decode(v, tensors) for k, v in obj.items()}
+
+
+def save_trainer_state(folder: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` (tensors, numbers, strings, and lists / tuples / dicts of them) as
+    ``trainer_state.json`` + ``trainer_state.safetensors`` in ``folder``."""
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _encode(state, tensors, "state")
+    save_file(tensors, str(Path(folder) / TRAINER_TENSORS))
+    (Path(folder) / TRAINER_STATE).write_text(json.dumps(skeleton))
+
+
+def load_trainer_state(folder: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read what :func:`save_trainer_state` wrote, with JSON and safetensors only: nothing in the
+    folder is unpickled or executed. A pickled ``trainer_state.pt`` is refused."""
+    folder = Path(folder)
+    if not (folder / TRAINER_STATE).exists():
+        if (folder / PICKLED_STATE).exists():
+            raise UnsafeCheckpointError(
+                f"{folder} holds a pickled {PICKLED_STATE} (an older stare-robot, or someone "
+                "else's file); loading pickle can run arbitrary code, so it is refused. Start the "
+                "run afresh without --resume, or resume from a checkpoint this version wrote.")
+        raise FileNotFoundError(f"{folder} has no {TRAINER_STATE}")
+    try:
+        skeleton = json.loads((folder / TRAINER_STATE).read_text())
+        tensors = load_file(str(folder / TRAINER_TENSORS), device=str(device))
+        return _decode(skeleton, tensors)
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, KeyError, OSError) as err:
+        raise UnsafeCheckpointError(f"{folder}: malformed trainer state ({err})") from err
+
+
 # --------------------------------------------------------------------------------- checkpoints
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    """The newest complete checkpoint under ``out``, or None."""
+    """The newest complete checkpoint under ``out``, or None. A pickled one is refused."""
     pointer = Path(out) / "checkpoints" / LATEST
     if not pointer.exists():
         return None
     path = pointer.parent / pointer.read_text().strip()
-    return path if (path / TRAINER_STATE).exists() else None
+    if (path / TRAINER_STATE).exists() and (path / TRAINER_TENSORS).exists():
+        return path
+    if (path / PICKLED_STATE).exists():
+        load_trainer_state(path)  # raises UnsafeCheckpointError with the explanation
+    return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -115,7 +219,7 @@ def save_checkpoint(out: Path, step: int, policy: nn.Module, state: dict[str, An
     tmp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     policy.save_pretrained(tmp)
-    torch.save(state, tmp / TRAINER_STATE)
+    save_trainer_state(tmp, state)
     final = root / name
     shutil.rmtree(final, ignore_errors=True)
     os.rename(tmp, final)
@@ -159,11 +263,11 @@ def train(
     determined by the step alone (no hidden iterator state), which is what makes resume exact.
     ``trainable`` restricts the optimiser to some parameters (default: all that require grad).
     """
-    from accelerate import Accelerator
-    from torch.utils.tensorboard import SummaryWriter
-
     out = Path(out)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device.index)  # accelerate uses the current CUDA device
+    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=cfg.mixed_precision)
     main = accelerator.is_main_process
     rank = accelerator.process_index
     seed_everything(cfg.seed + rank)
@@ -176,7 +280,7 @@ def train(
     start, history = 0, []
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
-        state = torch.load(ckpt / TRAINER_STATE, weights_only=False)
+        state = load_trainer_state(ckpt)
         accelerator.unwrap_model(module).policy.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

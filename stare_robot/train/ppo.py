@@ -1,4 +1,7 @@
-"""Online fine-tuning in ManiSkill3: PPO, and STA-PPO with the stage engine's reward shaping.
+"""PPO and STA-PPO, the simulator-free part: arguments, the clipped-PPO update, trainer state.
+
+The driver that creates environments, collects and evaluates is :mod:`stare_robot.sim.ppo` (the
+sim layer); this module is what it shares with anything else that trains by PPO.
 
     stare-robot train ppo --ckpt runs/pushcube/sta_tpo/final --task PushCube-v1 --out runs/ppo
     stare-robot train ppo ... --no-stage-aware            # plain PPO on the env reward
@@ -21,7 +24,7 @@ Training episodes use seeds 50 000 + i (demos 0.., evaluation 10 000.., TPO roll
 the deterministic evaluation every ``--eval-every`` iterations uses ``--eval-episodes`` seeds from
 40 000, so the final held-out evaluation (10 000..) is never looked at during training.
 
-Out folder: ``checkpoints/step_NNNNNN`` (policy + trainer_state.pt, atomic; ``--resume``
+Out folder: ``checkpoints/step_NNNNNN`` (policy + trainer state, no pickle, atomic; ``--resume``
 continues from the newest), ``final/`` (a plain policy checkpoint: serve it, evaluate it),
 ``value_head.safetensors``, ``history.json`` (one row per iteration: env steps, success, returns,
 losses, KL, clip fraction, evaluation success), ``tb/`` (TensorBoard).
@@ -29,16 +32,16 @@ losses, KL, clip fraction, evaluation success), ``tb/`` (TensorBoard).
 
 from __future__ import annotations
 
-import json
 import random
-import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from stare_robot import keys
+from stare_robot.train.losses_ppo import clipped_policy_loss, normalize_advantages, value_loss
 
 TRAIN_SEED_START = 50_000
 INTERVAL_EVAL_SEED_START = 40_000
@@ -121,6 +124,8 @@ class PPOArgs:
     seed: int = 0
     resume: bool = False
     sim_backend: str = "auto"
+    device: str = "cpu"
+    """Where the policy and value head train (e.g. cuda:0); the simulator runs where it runs."""
     threads: int = 1
     quiet: bool = False
 
@@ -137,28 +142,8 @@ def parse_shaping_off(text: str, stage_names: tuple[str, ...]) -> dict[str, bool
     return {n: False for n in names}
 
 
-def _check_inputs(args: PPOArgs):
-    from stare_robot.sim.tasks import get_task
-
-    from stare_robot.stages import get_family
-
-    spec = get_task(args.task)
-    stages = get_family(spec.stage_family).stage_names
-    mask = parse_shaping_off(args.shaping_off, stages)
-    if mask and not args.stage_aware:
-        raise PPOInputError("--shaping-off only applies to STA-PPO; drop --no-stage-aware")
-    if args.reward not in ("sparse", "dense"):
-        raise PPOInputError(f"unknown --reward {args.reward!r}; valid: sparse, dense")
-    for name in ("iterations", "episodes_per_iter", "num_envs", "epochs", "minibatch"):
-        if getattr(args, name) < 1:
-            raise PPOInputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    return spec, stages, mask
-
-
 def check_action_space(policy, task: str) -> None:
     """The checkpoint must act in the env's 7-D end-effector-delta space."""
-    from stare_robot import keys
-
     meta = policy.metadata
     if meta.action_space != keys.ACTION_SPACE_EE_DELTA or meta.action_dim != keys.ACTION_DIM:
         raise PPOInputError(
@@ -173,14 +158,15 @@ def ppo_update(
     """``args.epochs`` passes of minibatch updates over one iteration's decisions; returns the
     means of the monitored values, ``epochs`` and ``updates`` (how many ran before the KL stop)
     and ``kl_stopped``."""
-    from stare_robot.train.losses_ppo import clipped_policy_loss, normalize_advantages, value_loss
-
     n = len(data["obs"])
-    records = torch.as_tensor(data["records"])
-    old_logp = torch.as_tensor(data["log_probs"], dtype=torch.float32)
-    old_values = torch.as_tensor(data["values"], dtype=torch.float32)
-    returns = torch.as_tensor(data["returns"], dtype=torch.float32)
-    advantages = normalize_advantages(torch.as_tensor(data["advantages"], dtype=torch.float32))
+    device = next(ac.value_head.parameters()).device  # where the losses are computed
+
+    def tensor(name: str, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(data[name], dtype=dtype, device=device)
+
+    records = tensor("records", dtype=None)
+    old_logp, old_values, returns = tensor("log_probs"), tensor("values"), tensor("returns")
+    advantages = normalize_advantages(tensor("advantages"))
     policy_params = [p for p in ac.policy.parameters() if p.requires_grad]
     value_params = list(ac.value_head.parameters())
     rows: list[dict[str, float]] = []
@@ -224,18 +210,8 @@ def ppo_update(
     return out
 
 
-def _evaluate(policy, args: PPOArgs, spec, max_steps: int, execute_steps: int) -> float:
-    from stare_robot.sim.evaluate import evaluate
-
-    summary, _ = evaluate(
-        policy, spec.name, args.eval_episodes, seed=INTERVAL_EVAL_SEED_START,
-        max_steps=max_steps, execute_steps=execute_steps, progress=False,
-        sim_backend=args.sim_backend,
-    )
-    return float(summary["success_rate"])
-
-
-def _trainer_state(it, ac, optimizer, history, env_steps) -> dict[str, Any]:
+def trainer_state(it, ac, optimizer, history, env_steps) -> dict[str, Any]:
+    """What ``checkpoints/step_N`` holds beside the policy (see :mod:`stare_robot.train.loop`)."""
     return {
         "step": it,
         "model": ac.policy.state_dict(),
@@ -249,155 +225,26 @@ def _trainer_state(it, ac, optimizer, history, env_steps) -> dict[str, Any]:
     }
 
 
-def run_ppo(args: PPOArgs) -> dict[str, Any]:
-    """Train; returns {"final": path, "history": rows, "out": folder}."""
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm.auto import tqdm
 
-    from stare_robot.policies import load_policy
-    from stare_robot.policies.protocol import SamplingSpec
-    from stare_robot.sim.evaluate import (
-        DEFAULT_EXECUTE_STEPS,
-        check_policy_fits_env,
-        default_max_steps,
-        policy_image_size,
-        policy_obs_mode,
-    )
-    from stare_robot.sim.vector_env import make_vector_env
-    from stare_robot.train.actor_critic import ActorCritic
-    from stare_robot.train.loop import (
-        TRAINER_STATE,
-        atomic_write_text,
-        latest_checkpoint,
-        save_checkpoint,
-        save_final,
-        seed_everything,
-    )
-    from stare_robot.train.ppo_rollout import collect_episodes, flatten_decisions
 
-    spec, _, mask = _check_inputs(args)
-    # honoured here, not only by the CLI: callers in one process each (IPI, benchmarks) otherwise
-    # get torch's default of one thread per core, and two such processes thrash 2 cores
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    policy = load_policy(args.ckpt)
-    check_action_space(policy, spec.name)
-    max_steps = default_max_steps(spec.name) if args.max_steps is None else args.max_steps
-    execute_steps = DEFAULT_EXECUTE_STEPS if args.execute_steps is None else args.execute_steps
-    seed_everything(args.seed)
-    noisy_steps = args.noisy_steps or None
-    # the likelihood covers the executed chunk steps where that is exact (see ActorCritic)
-    exact = policy.prefix_scoring_is_exact(SamplingSpec(args.noise_std, noisy_steps))
-    scored = execute_steps if exact else None
-    ac = ActorCritic(policy, args.noise_std, noisy_steps, scored_steps=scored)
-    optimizer = torch.optim.AdamW(
+def restore_trainer_state(state: dict[str, Any], ac, optimizer) -> tuple[int, list, int]:
+    """Load :func:`trainer_state`'s ``state`` into ``ac`` and ``optimizer`` and the random streams;
+    returns (iteration, history, env_steps)."""
+    ac.policy.load_state_dict(state["model"])
+    ac.value_head.load_state_dict(state["value_head"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    np.random.set_state(state["numpy_rng"])
+    random.setstate(state["python_rng"])
+    return state["step"], state["history"], state["env_steps"]
+
+
+def make_optimizer(ac, args: PPOArgs) -> torch.optim.Optimizer:
+    """AdamW over the trainable policy parameters (``lr``) and the value head (``value_lr``)."""
+    return torch.optim.AdamW(
         [
-            {"params": [p for p in policy.parameters() if p.requires_grad], "lr": args.lr},
+            {"params": [p for p in ac.policy.parameters() if p.requires_grad], "lr": args.lr},
             {"params": list(ac.value_head.parameters()), "lr": args.value_lr},
         ],
         weight_decay=0.0,
     )
-    start, history, env_steps = 0, [], 0
-    ckpt = latest_checkpoint(out) if args.resume else None
-    if ckpt is not None:
-        state = torch.load(ckpt / TRAINER_STATE, weights_only=False)
-        policy.load_state_dict(state["model"])
-        ac.value_head.load_state_dict(state["value_head"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, history, env_steps = state["step"], state["history"], state["env_steps"]
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        print(f"[ppo] resumed from {ckpt} at iteration {start}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run_config.json").write_text(
-        json.dumps({"method": "sta_ppo" if args.stage_aware else "ppo", **asdict(args),
-                    "max_steps": max_steps,
-                    "execute_steps": execute_steps}, indent=2, default=str)
-    )
-    writer = SummaryWriter(str(out / "tb"))
-    venv = make_vector_env(
-        spec.name, args.num_envs, policy_obs_mode(policy), policy_image_size(policy),
-        sim_backend=args.sim_backend, max_episode_steps=max_steps + 10,
-    )
-    bar = tqdm(total=args.iterations, initial=start, desc=f"ppo {spec.name}", unit="it",
-               disable=args.quiet)
-    try:
-        first = venv.reset([0], [TRAIN_SEED_START])[0]
-        check_policy_fits_env(policy, first.obs, spec.name)
-        if start == 0 and args.eval_every > 0 and not history:
-            history.append({"iteration": 0, "env_steps": 0,
-                            "eval_success": _evaluate(policy, args, spec, max_steps, execute_steps)})
-        for it in range(start, args.iterations):
-            t0 = time.perf_counter()
-            seeds = TRAIN_SEED_START + it * args.episodes_per_iter + np.arange(args.episodes_per_iter)
-            generator = torch.Generator().manual_seed(int(args.seed) * 1_000_003 + it)
-            episodes = collect_episodes(
-                venv, ac, spec.stage_family, seeds.tolist(), max_steps, execute_steps, generator,
-                reward=args.reward, gamma=args.gamma, shaping=args.stage_aware,
-                shaping_mask=mask, obj_half_size=spec.obj_half_size,
-            )
-            t_collect = time.perf_counter() - t0
-            steps = int(sum(ep.length for ep in episodes))
-            env_steps += steps
-            data = flatten_decisions(episodes, args.gamma, args.gae_lambda)
-            rng = np.random.default_rng([args.seed, it])
-            stats = ppo_update(ac, optimizer, data, args, rng, policy_on=it >= args.value_warmup_iters)
-            row: dict[str, Any] = {
-                "iteration": it + 1,
-                "env_steps": env_steps,
-                "episodes": len(episodes),
-                "decisions": len(data["obs"]),
-                "train_success": float(np.mean([ep.success for ep in episodes])),
-                "return": float(np.mean([sum(ep.rewards) for ep in episodes])),
-                "shaped_return": float(np.mean([sum(ep.shaped) for ep in episodes])),
-                "mean_length": float(np.mean([ep.length for ep in episodes])),
-                "policy_updated": it >= args.value_warmup_iters,
-                **stats,
-                "collect_s": t_collect,
-                "update_s": time.perf_counter() - t0 - t_collect,
-            }
-            if args.eval_every > 0 and ((it + 1) % args.eval_every == 0 or it + 1 == args.iterations):
-                row["eval_success"] = _evaluate(policy, args, spec, max_steps, execute_steps)
-            history.append(row)
-            atomic_write_text(out / "history.json", json.dumps(history, indent=1))
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "iteration":
-                    writer.add_scalar(f"ppo/{k}", float(v), env_steps)
-            bar.update(1)
-            bar.set_postfix(success=f"{row['train_success']:.2f}", kl=f"{stats['approx_kl']:.3f}")
-            if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
-                save_checkpoint(out, it + 1, policy, _trainer_state(it + 1, ac, optimizer, history,
-                                env_steps), args.keep_checkpoints)
-                ac.value_head.save(out)
-    finally:
-        bar.close()
-        writer.close()
-        venv.close()
-    final = save_final(out, policy)
-    return {"final": final, "history": history, "out": out}
-
-
-def main(argv: list[str] | None = None) -> int:
-    import tyro
-
-    from stare_robot.sim.evaluate import EvalInputError
-    from stare_robot.sim.tasks import UnknownTaskError
-
-    args = tyro.cli(PPOArgs, args=argv, prog="stare-robot train ppo")
-    try:
-        summary = run_ppo(args)
-    except (PPOInputError, UnknownTaskError, EvalInputError, FileNotFoundError, ValueError) as err:
-        print(f"stare-robot train ppo: {err}", file=sys.stderr)
-        return 2
-    last = summary["history"][-1]
-    print(
-        f"{'STA-PPO' if args.stage_aware else 'PPO'} {args.task}: {last['env_steps']} env steps, "
-        f"train success {last.get('train_success', float('nan')):.2f}, "
-        f"eval success {last.get('eval_success', float('nan')):.2f} -> {summary['final']}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -33,8 +33,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
+import tyro
 
 from stare_robot import keys
+from stare_robot.data.dataset import EpisodeWindowDataset
+from stare_robot.data.errors import StoreError
+from stare_robot.data.store import EpisodeStore
+from stare_robot.policies import load_policy, make_config, make_policy
+from stare_robot.policies.normalize import NormalizationStats
+from stare_robot.train.loop import LoopConfig, seed_everything, train
 
 # Defaults chosen with benchmarks/sft_learning.py (see its JSON for the measured run).
 DEFAULT_POLICY = "pi0"
@@ -112,8 +120,6 @@ def check_data_fits_config(store, config) -> None:
 def build_config(policy: str, dataset, obs_mode: str, store, chunk_size: int, stake: bool,
                  overrides: dict[str, Any] | None = None):
     """The policy config sized from the data (state/env-state/action widths, image size)."""
-    from stare_robot.policies import make_config
-
     first = store[store.episode_ids()[0]]
     fields: dict[str, Any] = {
         "obs_mode": obs_mode,
@@ -167,8 +173,6 @@ def freeze_unreached_parameters(policy, batch: dict[str, Any]) -> list[str]:
     parameters without a gradient anyway, so single-process training is unchanged. The probe
     pass runs under a forked RNG so it does not shift the run's random stream.
     """
-    import torch
-
     with torch.random.fork_rng():
         policy.training_losses(batch)[keys.LOSS].backward()
     frozen = []
@@ -218,19 +222,13 @@ class SFTArgs:
     """Random-shift image augmentation (rgb mode only)."""
     threads: int = DEFAULT_THREADS
     """torch intra-op threads per process."""
+    device: str = "cpu"
+    """Where the policy trains (e.g. cuda:0; several processes: accelerate's per-rank GPU)."""
     quiet: bool = False
 
 
 def run_sft(args: SFTArgs, config_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train and return the loop's summary plus ``out`` and the resolved policy config."""
-    import torch
-
-    from stare_robot.data.dataset import EpisodeWindowDataset
-    from stare_robot.data.store import EpisodeStore
-    from stare_robot.policies import load_policy, make_policy
-    from stare_robot.policies.normalize import NormalizationStats
-    from stare_robot.train.loop import LoopConfig, seed_everything, train
-
     for name in ("steps", "batch_size", "chunk_size", "threads"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -244,7 +242,7 @@ def run_sft(args: SFTArgs, config_overrides: dict[str, Any] | None = None) -> di
 
     seed_everything(args.seed)  # the fresh network's initial weights follow --seed
     if args.init is not None:
-        policy = load_policy(args.init)
+        policy = load_policy(args.init, device=args.device)
         config = policy.config
         check_data_fits_config(store, config)
         dataset = EpisodeWindowDataset(store, config.chunk_size, obs_keys_for(config))
@@ -262,9 +260,10 @@ def run_sft(args: SFTArgs, config_overrides: dict[str, Any] | None = None) -> di
             f"StaKe keyframe targets of {args.data} have {dataset.keyframe_dim} values, the "
             f"policy config says keyframe_dim={config.keyframe_dim}"
         )
-    policy.train()
+    policy.to(args.device).train()
 
     loop_cfg = LoopConfig(
+        device=args.device,
         steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
         warmup_steps=min(args.warmup_steps, args.steps), grad_clip=args.grad_clip,
         mixed_precision=args.mixed_precision, seed=args.seed, log_every=args.log_every,
@@ -285,10 +284,6 @@ def run_sft(args: SFTArgs, config_overrides: dict[str, Any] | None = None) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tyro
-
-    from stare_robot.data.errors import StoreError
-
     args = tyro.cli(SFTArgs, args=argv, prog="stare-robot train sft")
     try:
         summary = run_sft(args)

@@ -442,6 +442,8 @@ class TPOArgs:
     noise_std: float | None = None
     """Flow head chain noise sigma (default: what the rollouts were collected with)."""
     threads: int = 1
+    device: str = "cpu"
+    """Where the policy and the reference train (e.g. cuda:0)."""
     quiet: bool = False
 
 
@@ -483,14 +485,14 @@ def select_checkpoint(
     starting weights count as step 0 with ``before``) to final/; returns (step, its score, all
     scores). Best = highest accuracy, then mean margin; ties go to the earlier step."""
     from stare_robot.policies import load_policy
-    from stare_robot.train.loop import TRAINER_STATE, save_final
+    from stare_robot.train.loop import load_trainer_state, save_final
 
     policy = objective.policy
     best = {"step": 0, **before}
     scores, best_state = [best], None
     for ckpt in sorted((out / "checkpoints").glob("step_*")):  # ascending: ties keep the earlier
         # the loop saved the objective's state ("policy." + the policy's names)
-        state = torch.load(ckpt / TRAINER_STATE, weights_only=False)["model"]
+        state = load_trainer_state(ckpt)["model"]
         objective.load_state_dict(state)
         scores.append({"step": int(ckpt.name.removeprefix("step_")), **objective.accuracy()})
         if (scores[-1]["accuracy"], scores[-1]["mean_margin"]) > (best["accuracy"], best["mean_margin"]):
@@ -542,8 +544,8 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
     select = eval_pairs is not None and args.select_every > 0
 
     seed_everything(args.seed)
-    policy = load_policy(args.ckpt)
-    ref = load_policy(args.ref if args.ref is not None else args.ckpt)
+    policy = load_policy(args.ckpt, device=args.device)
+    ref = load_policy(args.ref if args.ref is not None else args.ckpt, device=args.device)
     for p in ref.parameters():
         p.requires_grad_(False)
     objective = PreferenceObjective(
@@ -568,6 +570,7 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
     before = accuracy() if not args.resume or select else None
     policy.train()
     loop_cfg = LoopConfig(
+        device=args.device,
         steps=args.steps,
         lr=args.lr,
         weight_decay=args.weight_decay,

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from stare_robot.train.ipi import BUDGETS, IPIArgs, Run, main
+from stare_robot.sim.ipi import BUDGETS, IPIArgs, Run, main
 
 
 def test_budget_presets_apply_explicit_overrides_only():
@@ -67,7 +66,7 @@ def test_a_folder_from_before_the_identity_was_recorded_adopts_this_runs(tmp_pat
 
 
 def _ipi(out: Path, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "stare_robot.train.ipi", "--task", "PushCube-v1", "--budget",
+    cmd = [sys.executable, "-m", "stare_robot.sim.ipi", "--task", "PushCube-v1", "--budget",
            "tiny", "--sft-steps", "60", "--out", str(out), "--quiet"]
     return subprocess.Popen(cmd, stdout=log.open("a"), stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -119,7 +118,7 @@ def test_ipi_runs_on_a_simplerenv_widowx_task(tmp_path, bridge_assets):
     """Issue 10: the whole pipeline accepts a Bridge task (scripted-expert demos, pick/place
     stages, WidowX PPO workers) from the shared asset pack."""
     out, task = tmp_path / "run", "PutCarrotOnPlateInScene-v1"
-    cmd = [sys.executable, "-m", "stare_robot.train.ipi", "--task", task, "--budget", "tiny",
+    cmd = [sys.executable, "-m", "stare_robot.sim.ipi", "--task", task, "--budget", "tiny",
            "--out", str(out), "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, check=False)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from stare_robot.train.loop import LoopConfig, latest_checkpoint, lr_factor, train
+from stare_robot.train.loop import (
+    PICKLED_STATE,
+    TRAINER_STATE,
+    TRAINER_TENSORS,
+    LoopConfig,
+    UnsafeCheckpointError,
+    latest_checkpoint,
+    load_trainer_state,
+    lr_factor,
+    save_trainer_state,
+    train,
+)
 
 
 class LinearPolicy(nn.Module):
@@ -96,3 +109,57 @@ def test_resume_ignores_a_half_written_checkpoint(tmp_path):
     # a pointer to a checkpoint without its trainer state is not trusted
     (tmp_path / "checkpoints" / "latest").write_text("step_000015")
     assert latest_checkpoint(tmp_path) is None
+
+
+class _Payload:
+    """Pickled, this object runs ``open(marker, "w")`` when unpickled: a stand-in for malware."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_trainer_state_round_trips_without_pickle(tmp_path):
+    opt = torch.optim.AdamW(nn.Linear(3, 2).parameters(), lr=0.1, betas=(0.8, 0.9))
+    opt.zero_grad()
+    sum(p.sum() for g in opt.param_groups for p in g["params"]).backward()
+    opt.step()
+    state = {"step": 7, "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
+             "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+             "history": [{"step": 1, "loss": float("nan")}]}
+    save_trainer_state(tmp_path, state)
+    back = load_trainer_state(tmp_path)
+    assert back["step"] == 7 and back["history"][0]["step"] == 1
+    assert back["optimizer"]["param_groups"][0]["betas"] == (0.8, 0.9)  # tuples stay tuples
+    assert set(back["optimizer"]["state"]) == {0, 1}  # int keys stay ints
+    saved = state["optimizer"]["state"][0]["exp_avg"]
+    assert torch.equal(back["optimizer"]["state"][0]["exp_avg"], saved)
+    assert torch.equal(back["torch_rng"], state["torch_rng"])
+    np.random.set_state(back["numpy_rng"])  # accepted as is
+    random.setstate(back["python_rng"])
+    assert np.random.get_state()[1].tolist() == state["numpy_rng"][1].tolist()
+    assert not (tmp_path / PICKLED_STATE).exists()
+
+
+def test_a_pickled_resume_folder_is_refused_and_never_executed(tmp_path):
+    torch.manual_seed(0)
+    train(LinearPolicy(), batch_fn, _cfg(10), tmp_path)
+    ckpt = tmp_path / "checkpoints" / "step_000010"
+    marker = tmp_path / "pwned"
+    # an older-version (or hostile) folder: only a pickled trainer_state.pt
+    (ckpt / TRAINER_STATE).unlink()
+    (ckpt / TRAINER_TENSORS).unlink()
+    torch.save({"model": _Payload(marker)}, ckpt / PICKLED_STATE)
+    with pytest.raises(UnsafeCheckpointError, match="pickle"):
+        train(LinearPolicy(), batch_fn, _cfg(20), tmp_path, resume=True)
+    # the payload in the safetensors file's place: a parse error, not an execution
+    torch.save({"model": _Payload(marker)}, ckpt / TRAINER_TENSORS)
+    (ckpt / TRAINER_STATE).write_text('{"model": {"__tensor__": "state.model"}}')
+    with pytest.raises(UnsafeCheckpointError, match="malformed"):
+        load_trainer_state(ckpt)
+    assert not marker.exists()
+    # a sanity check that the payload is live: plain unpickling does run it
+    torch.load(ckpt / PICKLED_STATE, weights_only=False)
+    assert marker.exists()

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from stare_robot.sim.ppo import PPOArgs, PPOInputError, main, parse_shaping_off, run_ppo
 
 from stare_robot import keys
 from stare_robot.policies import load_policy, make_config, make_policy
 from stare_robot.policies.normalize import NormalizationStats
 from stare_robot.stages import potentials, shaped_reward
-from stare_robot.train.ppo import PPOArgs, PPOInputError, main, parse_shaping_off, run_ppo
 
 TASK = "PushCube-v1"
 pytestmark = pytest.mark.sim
@@ -34,6 +34,7 @@ def _trajectory(privileged: list[dict]) -> dict[str, np.ndarray]:
 
 def test_rollout_buffer_matches_the_stage_engine_and_the_update(sft_ckpt):
     from stare_robot.sim.vector_env import make_vector_env
+
     from stare_robot.train.actor_critic import ActorCritic
     from stare_robot.train.ppo_rollout import collect_episodes, flatten_decisions
 
@@ -72,6 +73,7 @@ def test_rollout_buffer_matches_the_stage_engine_and_the_update(sft_ckpt):
 
 def test_plain_ppo_trains_on_the_unshaped_reward(sft_ckpt):
     from stare_robot.sim.vector_env import make_vector_env
+
     from stare_robot.train.actor_critic import ActorCritic
     from stare_robot.train.ppo_rollout import collect_episodes
 
@@ -142,9 +144,10 @@ def test_a_short_ppo_run_increases_the_mean_return(sft_ckpt):
     """Plain PPO on ManiSkill's dense reward, a few iterations on four fixed seeds: the sampling
     policy's mean return on those seeds (same sampler seed before and after) goes up."""
     from stare_robot.sim.vector_env import make_vector_env
+
     from stare_robot.train.actor_critic import ActorCritic
-    from stare_robot.train.ppo_rollout import collect_episodes, flatten_decisions
     from stare_robot.train.ppo import ppo_update
+    from stare_robot.train.ppo_rollout import collect_episodes, flatten_decisions
 
     torch.manual_seed(0)
     ac = ActorCritic(load_policy(sft_ckpt), noise_std=0.1, noisy_steps=1)

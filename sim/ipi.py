@@ -36,17 +36,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+import tyro
+from stare_robot.sim.collect import DEFAULT_COLLECT_SEED, HELDOUT_COLLECT_SEED, collect_rollouts
+from stare_robot.sim.demos import generate_demos
+from stare_robot.sim.evaluate import EvalInputError, evaluate
+from stare_robot.sim.ppo import run_ppo
+from stare_robot.sim.tasks import UnknownTaskError, get_task
+
+from stare_robot import keys
+from stare_robot.data.store import EpisodeStore, StoreError
+from stare_robot.eval.report import write_report
+from stare_robot.policies import load_policy
+from stare_robot.stages.cli import main as stages_main
+from stare_robot.train.ipi_report import write_ipi_report
+from stare_robot.train.loop import atomic_write_text
+from stare_robot.train.ppo import PPOArgs, PPOInputError
+from stare_robot.train.preferences import PreferenceError, make_pairs_file
+from stare_robot.train.sft import SFTArgs, run_sft
+from stare_robot.train.tpo import DEFAULT_SELECT_EVERY, TPOArgs, run_tpo
+
 # budget preset -> settings; "default" fits PushCube-v1 on 2 CPU cores in well under 45 minutes
 BUDGETS: dict[str, dict[str, Any]] = {
-    "default": dict(demos=100, sft_steps=2000, rollouts=40, heldout_rollouts=20, tpo_steps=60,
-                    ppo_iterations=8, ppo_episodes=16, eval_episodes=100, curve_every=2,
-                    curve_episodes=20),
-    "long": dict(demos=200, sft_steps=5000, rollouts=100, heldout_rollouts=40, tpo_steps=100,
-                 ppo_iterations=40, ppo_episodes=32, eval_episodes=200, curve_every=4,
-                 curve_episodes=40),
-    "tiny": dict(demos=3, sft_steps=30, rollouts=4, heldout_rollouts=2, tpo_steps=4,
-                 ppo_iterations=1, ppo_episodes=2, eval_episodes=2, curve_every=1,
-                 curve_episodes=2),
+    "default": {"demos": 100, "sft_steps": 2000, "rollouts": 40, "heldout_rollouts": 20,
+                "tpo_steps": 60, "ppo_iterations": 8, "ppo_episodes": 16, "eval_episodes": 100,
+                "curve_every": 2, "curve_episodes": 20},
+    "long": {"demos": 200, "sft_steps": 5000, "rollouts": 100, "heldout_rollouts": 40,
+             "tpo_steps": 100, "ppo_iterations": 40, "ppo_episodes": 32, "eval_episodes": 200,
+             "curve_every": 4, "curve_episodes": 40},
+    "tiny": {"demos": 3, "sft_steps": 30, "rollouts": 4, "heldout_rollouts": 2, "tpo_steps": 4,
+             "ppo_iterations": 1, "ppo_episodes": 2, "eval_episodes": 2, "curve_every": 1,
+             "curve_episodes": 2},
 }
 STEP_NAMES = ("demos", "stages", "sft", "rollouts", "pairs", "sta_tpo", "sta_ppo", "ppo")
 DONE_FILE = "ipi_state.json"
@@ -57,7 +77,6 @@ IDENTITY_ARGS = ("task", "obs", "policy", "seed")
 
 class RunMismatchError(ValueError):
     """The run folder was made with other settings than this invocation asks for."""
-
 
 @dataclass
 class IPIArgs:
@@ -92,6 +111,8 @@ class IPIArgs:
     """Parallel environments for PPO rollouts."""
     seed: int = 0
     threads: int = 1
+    device: str = "cpu"
+    """Where every policy trains, collects and is evaluated (e.g. cuda:0)."""
     sim_backend: str = "auto"
     quiet: bool = False
 
@@ -141,8 +162,6 @@ class Run:
         return step in self.state["steps"]
 
     def mark(self, step: str, **info: Any) -> None:
-        from stare_robot.train.loop import atomic_write_text
-
         self.state["steps"][step] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
         atomic_write_text(self.root / DONE_FILE, json.dumps(self.state, indent=2, default=str))
 
@@ -154,9 +173,6 @@ class Run:
 
 
 def _seeds_in(store_path: Path) -> list[int]:
-    from stare_robot import keys
-    from stare_robot.data.store import EpisodeStore, StoreError
-
     try:
         return [int(ep.attrs[keys.ATTR_SEED]) for ep in EpisodeStore.open(store_path)]
     except StoreError:
@@ -164,24 +180,21 @@ def _seeds_in(store_path: Path) -> list[int]:
 
 
 def step_demos(run: Run) -> dict[str, Any]:
-    from stare_robot.sim.demos import generate_demos
-
     data, want = run.path("demos.zarr"), run.sizes["demos"]
-    seeds = _seeds_in(data)
-    if len(seeds) < want:
-        run.log(f"demos: {len(seeds)} in {data}, recording {want - len(seeds)} more")
-        summary = generate_demos(
-            run.args.task, want - len(seeds), max(seeds, default=-1) + 1, data,
-            obs_mode=run.args.obs, progress=not run.args.quiet, sim_backend=run.args.sim_backend,
-        )
-        if summary["kept"] < want - len(seeds):
-            raise RuntimeError(f"the expert kept only {summary['kept']} demos: {summary['failed']}")
+    # seeds 0.. until `want` are kept; generate_demos skips the seeds already committed
+    summary = generate_demos(
+        run.args.task, want, 0, data, obs_mode=run.args.obs, progress=not run.args.quiet,
+        sim_backend=run.args.sim_backend,
+    )
+    if summary["resumed"]:
+        run.log(f"demos: {summary['resumed']} already in {data}, recorded {summary['kept']} more")
+    if summary["kept"] + summary["resumed"] < want:
+        raise RuntimeError(f"the expert kept only {summary['kept'] + summary['resumed']} demos: "
+                           f"{summary['failed']}")
     return {"episodes": len(_seeds_in(data))}
 
 
 def step_stages(run: Run) -> dict[str, Any]:
-    from stare_robot.stages.cli import main as stages_main
-
     data = str(run.path("demos.zarr"))
     if stages_main(["annotate", data]) != 0:
         raise RuntimeError(f"stage annotation of {data} failed")
@@ -190,12 +203,11 @@ def step_stages(run: Run) -> dict[str, Any]:
 
 
 def step_sft(run: Run) -> dict[str, Any]:
-    from stare_robot.train.sft import SFTArgs, run_sft
-
     args = SFTArgs(
         data=run.path("demos.zarr"), out=run.path("sft"), policy=run.args.policy,
         steps=run.sizes["sft_steps"], seed=run.args.seed, resume=True, quiet=run.args.quiet,
-        threads=run.args.threads, save_every=max(10, min(500, run.sizes["sft_steps"] // 4)),
+        threads=run.args.threads, device=run.args.device,
+        save_every=max(10, min(500, run.sizes["sft_steps"] // 4)),
         warmup_steps=min(100, max(1, run.sizes["sft_steps"] // 10)),
     )
     run_sft(args)
@@ -204,23 +216,21 @@ def step_sft(run: Run) -> dict[str, Any]:
 
 def _collect(run: Run, store: Path, first_seed: int, want: int) -> int:
     """Sampled SFT rollouts on seeds ``first_seed``.. into ``store``, resuming by seed."""
-    from stare_robot.sim.collect import collect_rollouts
 
     seeds = _seeds_in(store)
     next_seed = max(seeds, default=first_seed - 1) + 1
     # episodes solved at reset are not stored: count attempts by seed, not by stored episodes
     todo = want - (next_seed - first_seed)
     if todo > 0:
+        ckpt = run.path("sft") / "final"
         collect_rollouts(
-            run.path("sft") / "final", run.args.task, todo, store, seed=next_seed,
-            progress=not run.args.quiet, sim_backend=run.args.sim_backend,
+            ckpt, run.args.task, todo, store, seed=next_seed, progress=not run.args.quiet,
+            sim_backend=run.args.sim_backend, policy=load_policy(ckpt, device=run.args.device),
         )
     return len(_seeds_in(store))
 
 
 def step_rollouts(run: Run) -> dict[str, Any]:
-    from stare_robot.sim.collect import DEFAULT_COLLECT_SEED, HELDOUT_COLLECT_SEED
-
     return {
         "episodes": _collect(run, run.path("rollouts.zarr"), DEFAULT_COLLECT_SEED,
                              run.sizes["rollouts"]),
@@ -230,8 +240,6 @@ def step_rollouts(run: Run) -> dict[str, Any]:
 
 
 def step_pairs(run: Run) -> dict[str, Any]:
-    from stare_robot.train.preferences import PreferenceError, make_pairs_file
-
     info: dict[str, Any] = {}
     for name, store, out in (("pairs", "rollouts.zarr", "pairs.json"),
                              ("heldout_pairs", "rollouts_heldout.zarr", "pairs_heldout.json")):
@@ -257,8 +265,6 @@ def tpo_start(run: Run) -> Path:
 
 
 def step_sta_tpo(run: Run) -> dict[str, Any]:
-    from stare_robot.train.tpo import DEFAULT_SELECT_EVERY, TPOArgs, run_tpo
-
     if run.state["steps"].get("pairs", {}).get("pairs", 0) == 0:
         return {"skipped": "no preference pairs"}
     steps = run.sizes["tpo_steps"]
@@ -268,15 +274,13 @@ def step_sta_tpo(run: Run) -> dict[str, Any]:
         eval_pairs=run.path("pairs_heldout.json") if heldout else None, stage_aware=True,
         steps=steps, seed=run.args.seed, resume=True, save_every=max(1, steps // 3),
         select_every=max(1, min(DEFAULT_SELECT_EVERY, steps // 3)), quiet=run.args.quiet,
-        threads=run.args.threads,
+        threads=run.args.threads, device=run.args.device,
     ))
     return {"checkpoint": str(run.path("sta_tpo") / "final"), "held_out_selection": heldout,
             "selected_step": summary.get("selected_step")}
 
 
 def _ppo(run: Run, name: str, stage_aware: bool) -> dict[str, Any]:
-    from stare_robot.train.ppo import PPOArgs, run_ppo
-
     start = tpo_start(run)
     run_ppo(PPOArgs(
         ckpt=start, task=run.args.task, out=run.path(name), stage_aware=stage_aware,
@@ -284,6 +288,7 @@ def _ppo(run: Run, name: str, stage_aware: bool) -> dict[str, Any]:
         num_envs=run.args.num_envs, eval_every=run.sizes["curve_every"],
         eval_episodes=run.sizes["curve_episodes"], seed=run.args.seed, resume=True,
         sim_backend=run.args.sim_backend, quiet=run.args.quiet, threads=run.args.threads,
+        device=run.args.device,
     ))
     return {"checkpoint": str(run.path(name) / "final"), "start": str(start)}
 
@@ -315,9 +320,6 @@ EVALUATED = {"SFT": ("sft", "sft"), "SFT→STA-TPO": ("sta_tpo", "sta_tpo"),
 
 def evaluate_step(run: Run, label: str, folder: str) -> dict[str, Any] | None:
     """Held-out evaluation of ``folder/final`` (cached in eval/<folder>/results.json)."""
-    from stare_robot.eval.report import write_report
-    from stare_robot.policies import load_policy
-    from stare_robot.sim.evaluate import evaluate
 
     ckpt = run.path(folder) / "final"
     if not ckpt.is_dir():
@@ -326,7 +328,8 @@ def evaluate_step(run: Run, label: str, folder: str) -> dict[str, Any] | None:
     if cached.exists():
         return json.loads(cached.read_text())[label]
     run.log(f"eval: {label} on {run.sizes['eval_episodes']} held-out seeds")
-    summary, _ = evaluate(load_policy(ckpt), run.args.task, run.sizes["eval_episodes"],
+    summary, _ = evaluate(load_policy(ckpt, device=run.args.device), run.args.task,
+                          run.sizes["eval_episodes"],
                           progress=not run.args.quiet, sim_backend=run.args.sim_backend)
     write_report({label: summary}, cached.parent, title=f"{run.args.task}: {label}")
     return summary
@@ -334,9 +337,6 @@ def evaluate_step(run: Run, label: str, folder: str) -> dict[str, Any] | None:
 
 def run_ipi(args: IPIArgs) -> dict[str, Any]:
     """Run (or finish) every step; returns the report's results and paths."""
-    import torch
-
-    from stare_robot.sim.tasks import get_task
 
     spec = get_task(args.task)
     args.task = spec.name
@@ -366,7 +366,6 @@ def run_ipi(args: IPIArgs) -> dict[str, Any]:
             run.mark(name, **info)
     results = {label: r for label, (folder, _) in EVALUATED.items()
                if (r := evaluate_step(run, label, folder)) is not None}
-    from stare_robot.train.ipi_report import write_ipi_report
 
     paths = write_ipi_report(run, results)
     run.log(f"done in {time.perf_counter() - t0:.0f} s this invocation; report: {paths['md']}")
@@ -374,12 +373,6 @@ def run_ipi(args: IPIArgs) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tyro
-
-    from stare_robot.sim.evaluate import EvalInputError
-    from stare_robot.sim.tasks import UnknownTaskError
-    from stare_robot.train.ppo import PPOInputError
-
     args = tyro.cli(IPIArgs, args=argv, prog="stare-robot ipi")
     try:
         summary = run_ipi(args)
