@@ -286,12 +286,17 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"--port 8000", "--port {port}"),
     (r"port=8000", "port={port}"),
     (r"--budget (default|long)", "--budget tiny"),
-    (r"--episodes \d+", "--episodes 2"),
+    (r"--episodes \d{2,}", "--episodes 2"),  # counts, not `stages show --episodes 0 1`
     (r"--num \d+", "--num 2"),
     (r"stare-robot train sft ", "stare-robot train sft --steps 5 "),
     (r"stare-robot train tpo ", "stare-robot train tpo --steps 2 "),
     (r"stare-robot train ppo ", ("stare-robot train ppo --iterations 1 --episodes-per-iter 2 "
                                  "--eval-episodes 1 --num-envs 1 ")),
+    # a 5-step SFT policy fails every rollout alike, so `pairs` rightly finds no pair and says so;
+    # only then the run goes on with an empty pairs file (train tpo keeps the starting weights)
+    (r"(?m)^(stare-robot pairs [^#\n]*?--out (\S+))[^\n]*$",
+     "\\1 2>pairs.err || {{ cat pairs.err; grep -q 'no preference pair' pairs.err && python -c "
+     "\"from stare_robot.train.preferences import save_pairs; save_pairs([], '\\2', {{}})\"; }}"),
 ]
 
 
