@@ -292,11 +292,13 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"stare-robot train tpo ", "stare-robot train tpo --steps 2 "),
     (r"stare-robot train ppo ", ("stare-robot train ppo --iterations 1 --episodes-per-iter 2 "
                                  "--eval-episodes 1 --num-envs 1 ")),
-    # a 5-step SFT policy fails every rollout alike, so `pairs` rightly finds no pair and says so;
-    # only then the run goes on with an empty pairs file (train tpo keeps the starting weights)
+    # A 5-step SFT policy fails every rollout alike, so `pairs` rightly finds no pair and says so
+    # (checked); then the tpo line stands the SFT checkpoint in for its output, which is what
+    # `train tpo` itself does with fewer than --min-pairs pairs.
     (r"(?m)^(stare-robot pairs [^#\n]*?--out (\S+))[^\n]*$",
-     "\\1 2>pairs.err || {{ cat pairs.err; grep -q 'no preference pair' pairs.err && python -c "
-     "\"from stare_robot.train.preferences import save_pairs; save_pairs([], '\\2', {{}})\"; }}"),
+     "\\1 2>pairs.err || {{ cat pairs.err; grep -q 'no preference pair' pairs.err && touch \\2.none; }}"),
+    (r"(?m)^(stare-robot train tpo [^#\n]*?--ckpt (\S+) --pairs (\S+)[^#\n]*?--out (\S+))[^\n]*$",
+     "if [ -e \\3.none ]; then mkdir -p \\4 && cp -r \\2 \\4/final; else \\1; fi"),
 ]
 
 
@@ -332,7 +334,7 @@ def test_readme_blocks_run_against_a_tiny_run(tmp_path):
     for name in (".venv", "launch", "benchmarks"):  # what the README's relative paths reach
         (tmp_path / name).symlink_to(REPO / name)
     env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"}
-    made = subprocess.run(["stare-robot", "ipi", "--task", "PushCube-v1", "--budget", "tiny",
+    made = subprocess.run([str(REPO / ".venv" / "bin" / "stare-robot"), "ipi", "--task", "PushCube-v1", "--budget", "tiny",
                            "--out", "runs/PushCube-v1"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=1500, check=False)
     assert made.returncode == 0, made.stderr[-3000:]
