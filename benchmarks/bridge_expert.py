@@ -7,7 +7,7 @@ is unpacked to a temporary directory. For each task, ``stare-robot demos``'s gen
 0 .. N-1 once each (default 30; --quick: 3) and keeps the successes; reported per task: success
 rate (kept / tried), failure reasons, demo lengths and the share within the 60-step evaluation
 horizon, and whether the STARE stage engine finds every stage, in order, in each kept demo.
-Writes benchmarks/results/bridge_expert.json.
+Writes OUT/bridge_expert.json.
 
 The pack's two table meshes and the eggplant's visual mesh are stand-ins (see its README): these
 rates are for this pack, close to but not the same scenes as the published SimplerEnv ones.
@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bridge_expert.json"
 PACK = Path(__file__).resolve().parents[2] / "shared" / "assets" / "maniskill_widowx_bridge_assets.tgz"
 HORIZON = 60
 STAND_IN_NOTE = (
@@ -64,11 +63,15 @@ def stages_in_order(store_path: Path) -> tuple[int, list[dict]]:
 
 
 def main() -> int:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_out_option(parser)
     parser.add_argument("--quick", action="store_true", help="3 seeds per task")
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--tasks", nargs="*", default=None)
     args = parser.parse_args()
+    results_path = args.out / "bridge_expert.json"
     seeds = 3 if args.quick else args.seeds
 
     import torch
@@ -113,8 +116,8 @@ def main() -> int:
                   f"lengths {row['length_min_mean_max']}, stages in order {passed}/{len(lengths)}",
                   flush=True)
     results["load_average_end"] = os.getloadavg()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    name = RESULTS if not args.quick else RESULTS.with_name("bridge_expert_quick.json")
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    name = results_path if not args.quick else results_path.with_name("bridge_expert_quick.json")
     name.write_text(json.dumps(results, indent=2))
     print(f"-> {name}")
     return 0

@@ -11,8 +11,8 @@ evaluation after each step on 50 seeds from 10 000 (60-step horizon). The commit
 predate the held-out rollouts (20, seeds 30 000..) that now select STA-TPO's checkpoint. Each
 task runs in ``--work``/TASK and resumes there, so tasks can run in parallel processes and a
 later run with all of them only collects the table. Each task's result replaces its entry in
-benchmarks/results/bridge_ipi.json (--quick: bridge_ipi_quick.json), and its IPI report is
-copied to benchmarks/results/bridge_ipi/TASK/.
+OUT/bridge_ipi.json (--quick: bridge_ipi_quick.json), and its IPI report is
+copied to OUT/bridge_ipi/TASK/.
 
 Without ``MS_ASSET_DIR`` the test asset pack is unpacked to a temporary directory. Its two table
 meshes and the eggplant's visual mesh are stand-ins (see its README): results are for this pack,
@@ -34,7 +34,11 @@ BUDGET = dict(demos=30, sft_steps=1500, rollouts=24, tpo_steps=60, ppo_iteration
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_out_option(parser)
     parser.add_argument("--task", nargs="+", default=list(TASKS))
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bridge_ipi")
     parser.add_argument("--quick", action="store_true", help="tiny budget (smoke run)")
@@ -42,7 +46,6 @@ def main() -> int:
     if args.quick and args.task == list(TASKS):
         args.task = [TASKS[1]]
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bridge_expert import STAND_IN_NOTE, ensure_assets
     from ipi_table import run_tasks
     from stare_robot.sim.ipi import IPIArgs
@@ -55,7 +58,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as assets:
         ensure_assets(Path(assets))
         run_tasks("bridge_ipi", args.task, make_ipi, args.quick,
-                  {"note": STAND_IN_NOTE, "budget": BUDGET})
+                  {"note": STAND_IN_NOTE, "budget": BUDGET}, args.out)
     return 0
 
 

@@ -7,7 +7,7 @@ Without ``MS_ASSET_DIR`` the test asset pack is unpacked to a temporary director
 ``stare-robot demos`` (scripted expert, state mode, seeds 0 upward) -> ``stare-robot train sft``
 (the embedded tiny pi0, state policy) -> ``stare-robot eval`` on seeds 10 000 upward with the default
 60-step horizon: success, grasp success and conditional stage success, for each ``--task`` in turn.
-Each task's result replaces that task's entry in benchmarks/results/bridge_sft.json (--quick:
+Each task's result replaces that task's entry in OUT/bridge_sft.json (--quick:
 bridge_sft_quick.json), so tasks can be measured in separate runs.
 
 The pack's two table meshes and the eggplant's visual mesh are stand-ins (see its README); results
@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def run_task(task: str, args, generate_demos, sft_main, eval_main) -> dict:
@@ -55,7 +53,10 @@ def run_task(task: str, args, generate_demos, sft_main, eval_main) -> dict:
 
 
 def main() -> int:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_out_option(parser)
     parser.add_argument("--quick", action="store_true", help="3 demos, 20 steps, 2 episodes")
     parser.add_argument("--task", nargs="+", default=["PutCarrotOnPlateInScene-v1"])
     parser.add_argument("--demos", type=int, default=20)
@@ -75,7 +76,7 @@ def main() -> int:
 
     from stare_robot.train.sft import main as sft_main
 
-    path = RESULTS / ("bridge_sft_quick.json" if args.quick else "bridge_sft.json")
+    path = args.out / ("bridge_sft_quick.json" if args.quick else "bridge_sft.json")
     doc = json.loads(path.read_text()) if path.exists() else {}
     doc = {"benchmark": "bridge_sft", "note": STAND_IN_NOTE, "tasks": doc.get("tasks", {})}
     with tempfile.TemporaryDirectory() as assets:  # unpacked once, for every task

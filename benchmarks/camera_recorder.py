@@ -184,7 +184,10 @@ def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--camera-process":
         ros_args = sys.argv[sys.argv.index("--ros-args"):] if "--ros-args" in sys.argv else []
         return camera_process(sys.argv[2], ros_args)
+    from bench_out import add_out_option
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_out_option(ap)
     ap.add_argument("--quick", action="store_true", help="10 s window instead of 60 s")
     args = ap.parse_args()
     seconds = 10.0 if args.quick else 60.0
@@ -196,7 +199,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         result.update(run(seconds, Path(tmp)))
     result["load_average_end"] = os.getloadavg()
-    out = ROOT / "benchmarks" / "results" / "camera_recorder.json"
+    out = args.out / "camera_recorder.json"
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return 0

@@ -5,7 +5,7 @@
 For each task, generates ``num`` demos (default 100; --quick: 5), replays each from its recorded
 seed in a fresh env and reports the fraction that succeed again, the largest object-position
 deviation from the recording, demo length stats and generation yield. Writes
-benchmarks/results/demos_replay.json with the command.
+OUT/demos_replay.json with the command.
 """
 
 from __future__ import annotations
@@ -25,15 +25,17 @@ from tqdm.auto import tqdm
 
 from stare_robot.data.store import EpisodeStore
 
-RESULTS = Path(__file__).resolve().parent / "results" / "demos_replay.json"
-
 
 def main() -> None:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_out_option(parser)
     parser.add_argument("--quick", action="store_true", help="5 demos per task")
     parser.add_argument("--num", type=int, default=None)
     parser.add_argument("--tasks", nargs="*", default=sorted(TASKS))
     args = parser.parse_args()
+    results_path = args.out / "demos_replay.json"
     num = args.num or (5 if args.quick else 100)
     per_task = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,8 +62,8 @@ def main() -> None:
                 "generate_seconds": round(gen_s, 1),
             }
             print(task, json.dumps(per_task[task]), flush=True)
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(
+            results_path.parent.mkdir(parents=True, exist_ok=True)
+            results_path.write_text(
                 json.dumps(
                     {
                         "command": " ".join(

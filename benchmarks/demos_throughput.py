@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/demos_throughput.py [--quick]
 
-Writes benchmarks/results/demos_throughput.json (with the command that produced it). Each cell
+Writes OUT/demos_throughput.json (with the command that produced it). Each cell
 generates ``num`` demos into a fresh temporary store; the time includes env creation.
 """
 
@@ -18,14 +18,16 @@ from pathlib import Path
 from stare_robot.sim.demos import generate_demos
 from stare_robot.sim.tasks import TASKS
 
-RESULTS = Path(__file__).resolve().parent / "results" / "demos_throughput.json"
-
 
 def main() -> None:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_out_option(parser)
     parser.add_argument("--quick", action="store_true", help="2 demos per cell instead of 10")
     parser.add_argument("--num", type=int, default=None)
     args = parser.parse_args()
+    results_path = args.out / "demos_throughput.json"
     num = args.num or (2 if args.quick else 10)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,8 +58,8 @@ def main() -> None:
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(
         json.dumps(
             {
                 "command": " ".join(

@@ -2,8 +2,8 @@
 
 A benchmark gives ``run_tasks`` its tasks and how to make each task's ``IPIArgs``; every task
 runs in its own folder (resumable, so tasks can run in parallel processes) and, once finished,
-replaces its entry in benchmarks/results/BENCHMARK[_quick].json, re-read first so the entries
-other processes wrote are kept.
+replaces its entry in RESULTS/BENCHMARK[_quick].json (RESULTS: the script's --out), re-read
+first so the entries other processes wrote are kept.
 """
 
 from __future__ import annotations
@@ -15,21 +15,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
 ROW_KEYS = ("episodes", "success_rate", "success_ci95", "grasp_rate", "mean_length",
             "conditional_stage_success")
 
 
-def run_task(benchmark: str, ipi, quick: bool) -> dict[str, Any]:
+def run_task(benchmark: str, ipi, quick: bool, results: Path) -> dict[str, Any]:
     """Run (or just collect) one task's IPI from ``ipi`` (an ``IPIArgs``); unless ``quick``, its
-    report is kept in benchmarks/results/BENCHMARK/TASK. Returns the task's JSON entry."""
+    report is kept in RESULTS/BENCHMARK/TASK. Returns the task's JSON entry."""
     from stare_robot.sim.ipi import run_ipi
 
     done = run_ipi(ipi)
     if not quick:
-        keep_report(done, RESULTS / benchmark / ipi.task)
+        keep_report(done, results / benchmark / ipi.task)
     command = " ".join([".venv/bin/python", f"benchmarks/{benchmark}.py", "--task", ipi.task,
-                        *(["--quick"] if quick else [])])
+                        *(["--quick"] if quick else []), "--out", str(results)])
     return summarize_run(done, command)
 
 
@@ -54,11 +53,11 @@ def keep_report(done: dict[str, Any], dest: Path) -> None:
 
 
 def run_tasks(benchmark: str, tasks: Sequence[str], make_ipi: Callable[[str], Any], quick: bool,
-              header: dict[str, Any]) -> Path:
+              header: dict[str, Any], results: Path) -> Path:
     """Run (or collect) each task's IPI and merge it into the benchmark's results file."""
-    path = RESULTS / f"{benchmark}{'_quick' if quick else ''}.json"
+    path = results / f"{benchmark}{'_quick' if quick else ''}.json"
     for task in tasks:
-        result = run_task(benchmark, make_ipi(task), quick)
+        result = run_task(benchmark, make_ipi(task), quick, results)
         merge_task(path, {"benchmark": benchmark, **header}, task, result)
         print(f"{task}: {success_cells(result)} -> {path}", flush=True)
     return path

@@ -11,8 +11,8 @@ is left out (the PPO vs STA-PPO comparison is benchmarks/ppo_learning.py). With 
 ``--work runs`` the folders are the ones ``make demo TASK=...`` writes, so a finished
 ``make demo`` run is collected, not repeated. Tasks resume in their folders, so they can run in
 parallel processes; each finished task replaces its entry in
-benchmarks/results/maniskill_ipi.json (--quick: maniskill_ipi_quick.json) and its IPI report is
-copied to benchmarks/results/maniskill_ipi/TASK/.
+OUT/maniskill_ipi.json (--quick: maniskill_ipi_quick.json) and its IPI report is
+copied to OUT/maniskill_ipi/TASK/.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ TASKS = ("PushCube-v1", "PullCube-v1", "StackCube-v1", "LiftPegUpright-v1")
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_out_option(parser)
     parser.add_argument("--task", nargs="+", default=list(TASKS))
     parser.add_argument("--work", type=Path, default=ROOT / "runs")
     parser.add_argument("--quick", action="store_true", help="tiny budget (smoke run)")
@@ -35,7 +39,6 @@ def main() -> int:
         args.task = args.task[:1] if args.task != list(TASKS) else [TASKS[1]]
         args.work = args.work / "maniskill_ipi_quick"
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from ipi_table import run_tasks
     from stare_robot.sim.ipi import IPIArgs
 
@@ -43,7 +46,7 @@ def main() -> int:
         return IPIArgs(task=task, out=args.work / task, budget="tiny" if args.quick else "default",
                        compare_ppo=False, quiet=True)
 
-    run_tasks("maniskill_ipi", args.task, make_ipi, args.quick, {"budget": "default"})
+    run_tasks("maniskill_ipi", args.task, make_ipi, args.quick, {"budget": "default"}, args.out)
     return 0
 
 

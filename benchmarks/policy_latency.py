@@ -10,7 +10,7 @@ For each action head (flow ``pi0``, discrete ``pi0_tokens``) and observation mod
     .venv/bin/python benchmarks/policy_latency.py            # full run (~1-2 min)
     .venv/bin/python benchmarks/policy_latency.py --quick    # smoke run (~20 s)
 
-Writes benchmarks/results/policy_latency.json (including the exact command). The machine is shared
+Writes OUT/policy_latency.json (including the exact command). The machine is shared
 (2 cores), so the load average at start and end is recorded next to the numbers.
 """
 
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import tyro
+from bench_out import DEFAULT_OUT
 from tqdm.auto import tqdm
 
 from stare_robot.keys import (
@@ -43,7 +44,6 @@ from stare_robot.keys import (
 from stare_robot.policies import make_config, make_policy
 from stare_robot.policies.normalize import NormalizationStats
 
-RESULTS = Path(__file__).resolve().parent / "results" / "policy_latency.json"
 ENV_STATE_DIM = 25  # about ManiSkill3 PushCube's flat state width beyond proprioception
 
 
@@ -54,7 +54,8 @@ class Args:
     predict_iters: int = 100
     train_iters: int = 20
     batch_size: int = 8
-    out: Path = RESULTS
+    out: Path = DEFAULT_OUT
+    """Results folder (git-ignored default); publish with --out benchmarks/results."""
 
 
 def _observation(config, rng: np.random.Generator) -> dict:
@@ -151,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "policy_latency.json").write_text(json.dumps(report, indent=2))
     for r in results:
         fb = r[f"forward_backward_batch{args.batch_size}"]
         print(
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  p99 {r['predict']['p99_ms']:7.1f} ms   fwd+bwd(B={args.batch_size}) "
             f"p50 {fb['p50_ms']:7.1f} ms  p99 {fb['p99_ms']:7.1f} ms"
         )
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out / 'policy_latency.json'}")
     return 0
 
 

@@ -18,7 +18,7 @@ the sparse success reward vs STA-PPO with the stage potentials), deterministic e
 environment steps at which the evaluation success first reached 50 % and 80 % (None: not within
 the budget), the mean over the seeds that reached it (``reached_50`` / ``reached_80`` say how
 many did) and the STA-PPO / PPO ratio of those means, and the final success. Writes
-benchmarks/results/ppo_learning[_TAG].json and .png (curves, mean over seeds with each seed
+OUT/ppo_learning[_TAG].json and .png (curves, mean over seeds with each seed
 faint).
 """
 
@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 METHODS = {"PPO": False, "STA-PPO": True}
 # PPOArgs fields that shape learning, recorded with the results (the runs use their defaults)
 PPO_HYPERPARAMETERS = ("lr", "value_lr", "epochs", "minibatch", "clip", "target_kl", "gamma",
@@ -112,7 +111,10 @@ def make_start(task: str, start: str, args) -> Path:
 
 
 def main() -> int:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_out_option(parser)
     parser.add_argument("--start", nargs="+", required=True, help="TASK=CHECKPOINT ...")
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--episodes-per-iter", type=int, default=16)
@@ -183,7 +185,7 @@ def main() -> int:
             for level in ("50", "80")
         }
     name = "ppo_learning" + (f"_{args.tag}" if args.tag else "") + ("_quick" if args.quick else "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": "ppo_learning",
         "note": "mean_steps_to_50/80 average only the seeds that reached the level (reached_50/80)",
@@ -197,9 +199,9 @@ def main() -> int:
         "seconds": round(time.time() - t0, 1),
         "results": results,
     }
-    (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=1))
-    plot(results, RESULTS / f"{name}.png")
-    print(f"wrote {RESULTS / name}.json/.png")
+    (args.out / f"{name}.json").write_text(json.dumps(doc, indent=1))
+    plot(results, args.out / f"{name}.png")
+    print(f"wrote {args.out / name}.json/.png")
     return 0
 
 

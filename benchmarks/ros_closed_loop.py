@@ -43,7 +43,9 @@ class Args:
     max_steps: int | None = None  # None: the task's evaluation default
     execute_steps: int = 2  # stare_robot.sim.evaluate.DEFAULT_EXECUTE_STEPS
     quick: bool = False  # 5 episodes
-    out: Path = ROOT / "benchmarks" / "results" / "ros_closed_loop.json"
+    out: Path = ROOT / "runs" / "benchmarks"  # bench_out.DEFAULT_OUT
+    """Results folder (git-ignored default); publish with --out benchmarks/results."""
+    tag: str = ""  # results name suffix: ros_closed_loop_TAG.json (e.g. pickcube)
 
 
 def run_graph(args: Args, policy, seeds: list[int], max_steps: int, instruction: str) -> list[dict]:
@@ -119,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": load,
         "machine": {"cpus": os.cpu_count(), "note": "2 cores shared with other engineers' jobs"},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / ("ros_closed_loop" + (f"_{args.tag}" if args.tag else "") + ".json")
+    path.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("in_process", "graph", "graph_rate_inside_in_process_ci95",
                                              "per_episode_agreement", "wall_seconds")}, indent=2))
     return 0

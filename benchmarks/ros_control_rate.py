@@ -7,7 +7,7 @@ stamps) and the jitter of the step period.
 
     .venv/bin/python benchmarks/ros_control_rate.py [--quick] [--rates 5 10 15] [--seconds 10]
 
-Writes benchmarks/results/ros_control_rate.json.
+Writes OUT/ros_control_rate.json.
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "launch" / "config" / "franka_sim.yaml"
-OUT = ROOT / "benchmarks" / "results" / "ros_control_rate.json"
 
 
 def measure(rate: float, seconds: float, log_dir: Path) -> dict:
     import rclpy
-    from sensor_msgs.msg import Image, JointState
     from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
 
     exe = Path(sys.executable).parent / "sim_robot"
     log = open(log_dir / f"sim_robot_{rate:g}hz.log", "w")
@@ -79,16 +78,20 @@ def measure(rate: float, seconds: float, log_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench_out import add_out_option
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_out_option(ap)
     ap.add_argument("--quick", action="store_true", help="4 s windows")
     ap.add_argument("--rates", type=float, nargs="+", default=[5.0, 10.0, 15.0])
     ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args(argv)
+    results_path = args.out / "ros_control_rate.json"
     seconds = 4.0 if args.quick else args.seconds
     os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 200)))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
     results = []
     for rate in args.rates:
         r = measure(rate, seconds, Path(tempfile.gettempdir()))
@@ -104,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "note": "shared with other jobs; CPU physics + lavapipe rendering"},
         "results": results,
     }
-    OUT.write_text(json.dumps(record, indent=2))
-    print(f"wrote {OUT}")
+    results_path.write_text(json.dumps(record, indent=2))
+    print(f"wrote {results_path}")
     return 0
 
 

@@ -163,7 +163,10 @@ def recorder(node, tmp: Path, seconds: float, rate_hz: float = 30.0) -> dict:
 
 
 def main() -> int:
+    from bench_out import add_out_option
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_out_option(ap)
     ap.add_argument("--quick", action="store_true", help="5 s windows instead of 30 s")
     ap.add_argument("--only", choices=("latency", "recorder"), help="run one part")
     args = ap.parse_args()
@@ -192,7 +195,7 @@ def main() -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     result["load_average_end"] = os.getloadavg()
-    out = ROOT / "benchmarks" / "results" / "ros_latency.json"
+    out = args.out / "ros_latency.json"
     if args.only:  # keep the other part's last numbers
         old = json.loads(out.read_text()) if out.exists() else {}
         result = {**old, **result}

@@ -9,8 +9,8 @@ Per task: generates ``--demos`` state-mode demos (seeds 0 upward) into ``data/``
 trains the default SFT policy (``stare-robot train sft`` defaults), evaluates the untrained
 (same architecture, random init, same data statistics) and the trained policy on ``--episodes``
 held-out seeds (10 000 upward) with the horizon rule of ``stare_robot.sim.evaluate``
-(twice the longest demo), and writes ``benchmarks/results/sft_learning[_<tag>].json`` plus
-the evaluation report (markdown + bar plot) under ``benchmarks/results/sft_learning[_<tag>]/``.
+(twice the longest demo), and writes ``OUT/sft_learning[_<tag>].json`` plus
+the evaluation report (markdown + bar plot) under ``OUT/sft_learning[_<tag>]/``.
 ``--ablation`` trains SFT without and with the StaKe heads at the same budget instead.
 """
 
@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def ensure_demos(task: str, num: int, data_dir: Path) -> Path:
@@ -99,7 +98,10 @@ def run_eval(policy, task: str, episodes: int, max_steps: int) -> dict:
 
 
 def main() -> int:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_out_option(parser)
     parser.add_argument("--tasks", nargs="+", default=["PushCube-v1"])
     parser.add_argument("--demos", type=int, default=100)
     parser.add_argument("--episodes", type=int, default=100)
@@ -149,15 +151,15 @@ def main() -> int:
                 report[f"{task} untrained"] = entry["untrained"]["eval"]
         results["tasks"][task] = entry
         results["machine"]["load_avg_end"] = os.getloadavg()
-        RESULTS.mkdir(parents=True, exist_ok=True)
+        args.out.mkdir(parents=True, exist_ok=True)
         slim = json.loads(json.dumps(results))
         for e in slim["tasks"].values():  # per-episode lists live in the report folder
             for v in e.values():
                 if isinstance(v, dict) and "eval" in v:
                     v["eval"].pop("per_episode", None)
-        (RESULTS / f"{name}.json").write_text(json.dumps(slim, indent=2))
-        write_report(report, RESULTS / name, title="SFT on 100 motion-planner demos (state mode)")
-    print(f"wrote {RESULTS / (name + '.json')}")
+        (args.out / f"{name}.json").write_text(json.dumps(slim, indent=2))
+        write_report(report, args.out / name, title="SFT on 100 motion-planner demos (state mode)")
+    print(f"wrote {args.out / (name + '.json')}")
     return 0
 
 

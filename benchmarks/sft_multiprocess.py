@@ -8,7 +8,7 @@ flow-matching noise draws. (``--cpu --num_processes 2`` would need MPI, which th
 accelerate then silently starts one process; ``--multi_gpu`` goes through torchrun, and the
 loop's ``Accelerator(cpu=True)`` makes the two ranks talk over gloo.) The benchmark checks the
 world size the trainer reports. Reports both curves, their moving averages and the largest relative
-gap between the averages; writes benchmarks/results/sft_multiprocess.json (+ .png).
+gap between the averages; writes OUT/sft_multiprocess.json (+ .png).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -45,7 +44,10 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
 
 
 def main() -> int:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_out_option(parser)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="40 steps, 10 demos")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -87,9 +89,9 @@ def main() -> int:
         "loss_single": single, "loss_two_processes": multi,
         "load_avg_end": os.getloadavg(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     name = "sft_multiprocess" + ("_quick" if args.quick else "")
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,7 +106,7 @@ def main() -> int:
     ax.set_ylabel("SFT loss")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    fig.savefig(args.out / f"{name}.png", dpi=110)
     print(json.dumps({k: v for k, v in result.items() if not k.startswith("loss_")}, indent=2))
     return 0
 

@@ -7,7 +7,7 @@ policy on real demos (generated into data/ if missing: 20 state / 5 rgb PushCube
 then times ``--steps`` training steps exactly as the trainer does them — batch assembly
 (``make_batch_fn``: window gather, image augmentation in rgb mode, action normalisation),
 forward, backward, gradient clipping and AdamW — after 3 warm-up steps.
-Writes benchmarks/results/sft_throughput.json.
+Writes OUT/sft_throughput.json.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 DEMOS = {"state": 20, "rgb": 5}
 
 
@@ -73,7 +72,10 @@ def child(mode: str, threads: int, steps: int, batch_size: int) -> dict:
 
 
 def main() -> int:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_out_option(parser)
     parser.add_argument("--quick", action="store_true", help="5 timed steps per setting")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -96,15 +98,15 @@ def main() -> int:
             row = json.loads(out.stdout.strip().splitlines()[-1])
             print(row, flush=True)
             rows.append(row)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     name = "sft_throughput" + ("_quick" if args.quick else "")
     result = {
         "command": " ".join([".venv/bin/python", "benchmarks/sft_throughput.py", *sys.argv[1:]]),
         "note": "2 shared CPU cores, other engineers' jobs running (see load_avg per row)",
         "rows": rows,
     }
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
-    print(f"wrote {RESULTS / (name + '.json')}")
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out / (name + '.json')}")
     return 0
 
 

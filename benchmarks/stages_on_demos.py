@@ -8,7 +8,7 @@ stage non-empty, final stage reached), stage-length statistics, keyframe correct
 == the first observation after each gripper-command change), tracker/segment agreement, mean
 stage costs and conditional stage success. Then ``random`` rollouts (default 20; --quick: 3) of
 50 uniformly random actions each, with the stage found online: the distribution of the furthest
-stage and of steps per stage. Writes benchmarks/results/stages_on_demos.json.
+stage and of steps per stage. Writes OUT/stages_on_demos.json.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from stare_robot import keys, stages
 from stare_robot.data.store import EpisodeStore
 from stare_robot.stages.annotate import fields_needed, resolve_family
 
-RESULTS = Path(__file__).resolve().parent / "results" / "stages_on_demos.json"
 RANDOM_STEPS = 50
 
 
@@ -122,12 +121,16 @@ def random_rollouts(task: str, num: int, seed: int) -> dict:
 
 
 def main() -> None:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_out_option(parser)
     parser.add_argument("--quick", action="store_true", help="5 demos and 3 random rollouts per task")
     parser.add_argument("--num", type=int, default=None, help="demos per task (default 100)")
     parser.add_argument("--random", type=int, default=None, help="random rollouts per task (default 20)")
     parser.add_argument("--tasks", nargs="*", default=sorted(TASKS))
     args = parser.parse_args()
+    results_path = args.out / "stages_on_demos.json"
     num = args.num or (5 if args.quick else 100)
     num_random = args.random or (3 if args.quick else 20)
     per_task = {}
@@ -137,7 +140,7 @@ def main() -> None:
         "random_rollouts_per_task": num_random,
         "tasks": per_task,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for task in tqdm(args.tasks, desc="tasks"):
             start = time.perf_counter()
@@ -151,8 +154,8 @@ def main() -> None:
             print(f"{task}: {result['pass_all_stages_in_order']:.0%} of {result['episodes']} demos pass "
                   f"all stages; keyframes correct {result['keyframes_correct']:.0%}; random rollouts "
                   f"per stage {result['random_actions']['fraction_of_steps_per_stage']}", flush=True)
-            RESULTS.write_text(json.dumps(out, indent=1))  # after every task: partial runs count
-    print(f"wrote {RESULTS}")
+            results_path.write_text(json.dumps(out, indent=1))  # after every task: partial runs count
+    print(f"wrote {results_path}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ timesteps per family (one core), and the online StageTracker's cost per step.
 
 Data: random-walk trajectories with random flags (every field a family reads), split into
 episodes of 100 steps (10,000 episodes) and, separately, one single 1,000,000-step episode.
---quick: 100,000 steps and 500 tracker steps. Writes benchmarks/results/stages_speed.json.
+--quick: 100,000 steps and 500 tracker steps. Writes OUT/stages_speed.json.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from stare_robot import keys, stages
-
-RESULTS = Path(__file__).resolve().parent / "results" / "stages_speed.json"
 
 
 def random_fields(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -90,9 +88,13 @@ def time_tracker(family: str, traj, steps: int) -> dict[str, float]:
 
 
 def main() -> None:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_out_option(parser)
     parser.add_argument("--quick", action="store_true", help="100,000 steps, 500 tracker steps")
     args = parser.parse_args()
+    results_path = args.out / "stages_speed.json"
     n = 100_000 if args.quick else 1_000_000
     tracker_steps = 500 if args.quick else 5_000
     episode_len = 100
@@ -127,9 +129,9 @@ def main() -> None:
         "CPU = process time (user + system), wall includes waiting on a shared 2-core machine",
         "families": results,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1))
-    print(f"wrote {RESULTS}")
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(out, indent=1))
+    print(f"wrote {results_path}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ real PushCube-v1 128x128 renders. For each: MB/s (uncompressed bytes) and frames
 whole episodes, random single-frame reads, bytes on disk, and the store/numpy ratios. Both go to
 the same directory and neither fsyncs, so reads come from the page cache for both.
 A small codec table (zarr arrays written directly, same chunks) backs the store's codec choice.
-Writes benchmarks/results/store_throughput.json.
+Writes OUT/store_throughput.json.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from stare_robot import keys
 from stare_robot.data import schema
 from stare_robot.data.store import EpisodeStore
 
-RESULTS = Path(__file__).resolve().parent / "results" / "store_throughput.json"
 RGB = keys.obs_rgb(keys.DEFAULT_CAMERA)
 
 
@@ -202,7 +201,10 @@ def codec_table(frames: np.ndarray, workdir: Path, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_out_option(parser)
     parser.add_argument("--quick", action="store_true", help="4 episodes, 1 repeat, no sim frames")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--steps", type=int, default=50)
@@ -210,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, default=None, help="scratch dir (default: a temp dir)"
     )
     args = parser.parse_args(argv)
+    results_path = args.out / "store_throughput.json"
     num = 4 if args.quick else args.episodes
     repeats = 1 if args.quick else 3
     rng = np.random.default_rng(0)
@@ -256,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         "variants": results,
         "codecs_one_episode": codecs,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=1))
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(report, indent=1))
     for name, r in results.items():
         print(
             f"{name:<24} write store {r['write']['store']['mb_per_s']:7.1f} MB/s "
@@ -268,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             f"numpy {r['read_random_frames']['numpy']['frames_per_s']:.0f} | "
             f"disk {r['disk_mb']['store']:.1f}/{r['disk_mb']['numpy']:.1f} MB (x{r['compression_ratio']:.2f})"
         )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {results_path}")
     return 0
 
 

@@ -22,9 +22,9 @@ Every stage is cached in the work folder (rollout stores with a summary JSON, on
 evaluation), so an interrupted run resumes, and ``--tag`` variants reuse rollouts and the SFT
 evaluation. Tasks can be run one at a time (``--tasks StackCube-v1``): each run replaces its own
 tasks in the results JSON and keeps the others (each task records its command), so the four-task
-table builds up. Writes ``benchmarks/results/tpo_comparison[_quick][_tag].json`` (with the
+table builds up. Writes ``OUT/tpo_comparison[_quick][_tag].json`` (with the
 command and load average), per task a markdown table and bar plot under
-``benchmarks/results/tpo_comparison[...]/<task>/`` and a four-task table ``summary.md`` + plot.
+``OUT/tpo_comparison[...]/<task>/`` and a four-task table ``summary.md`` + plot.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from stare_robot.sim.collect import HELDOUT_COLLECT_SEED as HELDOUT_SEED
 from stare_robot.sim.evaluate import EVAL_SEED_START as EVAL_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 PAPER_TASKS = ("StackCube-v1", "PushCube-v1", "PullCube-v1", "LiftPegUpright-v1")
 # The SFT checkpoints the default CPU budget produces (benchmarks/results/sft_learning*.json).
 DEFAULT_CKPTS = {
@@ -325,7 +324,10 @@ def overview_plot(tasks: dict, path: Path) -> None:
 
 
 def main() -> int:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_out_option(parser)
     parser.add_argument("--ckpt", nargs="*", default=[], help="TASK=PATH of the SFT checkpoint")
     parser.add_argument("--tasks", nargs="*", default=list(PAPER_TASKS))
     parser.add_argument("--rollouts", type=int, default=None, help="default: DEFAULT_ROLLOUTS")
@@ -378,8 +380,8 @@ def main() -> int:
         "tasks": {},
         "skipped": {},
     }
-    results_dir = RESULTS / tag
-    previous = RESULTS / f"{tag}.json"
+    results_dir = args.out / tag
+    previous = args.out / f"{tag}.json"
     if previous.is_file() and not args.fresh:  # tasks run one at a time add up to one table
         kept = json.loads(previous.read_text()).get("tasks", {})
         out["tasks"] = {t: e for t, e in kept.items() if t not in tasks}
@@ -404,15 +406,15 @@ def main() -> int:
             results_dir / task,
             title=f"{task}: SFT vs TPO vs STA-TPO ({episodes} held-out episodes)",
         )
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"{tag}.json").write_text(json.dumps(out, indent=2))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{tag}.json").write_text(json.dumps(out, indent=2))
     if out["tasks"]:
         out["target"] = target_met(out["tasks"])
         (results_dir / "summary.md").write_text(summary_table(out["tasks"]))
         overview_plot(out["tasks"], results_dir / "summary.png")
     out["machine"]["load_avg_end"] = list(os.getloadavg())
-    (RESULTS / f"{tag}.json").write_text(json.dumps(out, indent=2))
-    print(f"-> {RESULTS / f'{tag}.json'}")
+    (args.out / f"{tag}.json").write_text(json.dumps(out, indent=2))
+    print(f"-> {args.out / f'{tag}.json'}")
     return 0
 
 

@@ -7,7 +7,7 @@ this process, (a') the project's ``SimEnv`` wrapper in this process (policy obse
 privileged state per step: the wrapper's own share of the overhead), (b) ``make_vector_env`` with
 1 worker process (overhead ratio = raw rate / vector rate), (c) with 2 worker processes (scaling = 2-process rate / 1-process rate; ideal 2 on two
 idle cores). Rates are env steps per second, summed over environments. Writes
-benchmarks/results/vector_env_throughput_<obs>.json.
+OUT/vector_env_throughput_<obs>.json.
 """
 
 from __future__ import annotations
@@ -68,7 +68,10 @@ def vector_rate(task: str, obs: str, steps: int, num_envs: int) -> float:
 
 
 def main() -> int:
+    from bench_out import add_out_option
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_out_option(parser)
     parser.add_argument("--task", default="PushCube-v1")
     parser.add_argument("--obs", default="state", choices=["state", "rgb"])
     parser.add_argument("--steps", type=int, default=300)
@@ -100,7 +103,7 @@ def main() -> int:
         "overhead_ratio_wrapped_over_vector1": best["wrapped"] / best["vector_1"],
         "scaling_vector2_over_vector1": best["vector_2"] / best["vector_1"],
     }
-    out = ROOT / "benchmarks" / "results" / f"vector_env_throughput_{args.obs}.json"
+    out = args.out / f"vector_env_throughput_{args.obs}.json"
     out.write_text(json.dumps(doc, indent=1))
     print(json.dumps({k: v for k, v in doc.items() if k.startswith(("best", "overhead", "scaling"))},
                      indent=1))

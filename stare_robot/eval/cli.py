@@ -1,12 +1,13 @@
 """``stare-robot report``: put evaluations side by side.
 
-    stare-robot report sim2real --sim reports/sim/results.json --recorded data/robot.zarr \\
-        --out reports/sim2real
+    stare-robot report sim2real --sim runs/PushCube-v1/eval/sft/results.json \\
+        --recorded data/robot.zarr            # -> runs/PushCube-v1/eval/sft/sim2real/
 
 ``--sim`` is the ``results.json`` that ``stare-robot eval`` writes (one or more named runs);
 ``--recorded`` is an episode store (robot recordings or sim rollouts recorded through ROS),
 evaluated with :func:`stare_robot.eval.recorded.evaluate_store`. The report has the same JSON,
-markdown table and plot as a simulation evaluation.
+markdown table and plot as a simulation evaluation, written to ``--out`` (default: a ``sim2real``
+folder beside ``--sim``, so a report never lands in the repository by accident).
 """
 
 from __future__ import annotations
@@ -29,8 +30,13 @@ REPORTS = ("sim2real",)
 class Sim2RealArgs:
     sim: Path  # results.json of `stare-robot eval` (simulation)
     recorded: Path  # episode store of recorded episodes
-    out: Path = Path("reports/sim2real")
+    out: Path | None = None  # report folder; default: sim2real/ beside the --sim results.json
     recorded_name: str = "recorded"
+
+
+def report_folder(args: Sim2RealArgs) -> Path:
+    """``--out``, else ``sim2real/`` in the folder of the simulation results (the run folder)."""
+    return args.out if args.out is not None else args.sim.parent / "sim2real"
 
 
 def sim2real(args: Sim2RealArgs) -> dict:
@@ -41,7 +47,7 @@ def sim2real(args: Sim2RealArgs) -> dict:
         raise ValueError(f"--sim {args.sim} is not an evaluation results.json (name -> summary)")
     results = {f"sim: {name}": summary for name, summary in sim.items()}
     results[args.recorded_name] = evaluate_store(args.recorded)
-    write_report(results, args.out, title="simulation vs recorded episodes")
+    write_report(results, report_folder(args), title="simulation vs recorded episodes")
     return results
 
 
@@ -62,5 +68,5 @@ def main(argv: list[str]) -> int:
         return 2
     for name, r in results.items():
         print(f"{name}: success {100 * r['success_rate']:.1f} % over {r['episodes']} episodes")
-    print(f"report written to {args.out}")
+    print(f"report written to {report_folder(args)}")
     return 0

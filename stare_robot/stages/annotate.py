@@ -45,12 +45,16 @@ class EpisodeAnnotation:
 def resolve_family(
     family: str | StageFamily | None, attrs: Mapping[str, Any] | None = None, **config: Any
 ) -> StageFamily:
-    """The family named by the episode's ``stage_family`` attr (else ``family``), configured with
-    any matching episode attrs (e.g. ``obj_half_size``) and ``config`` overrides."""
+    """The family ``family`` names, else the one in the episode's ``stage_family`` attr, configured
+    with any matching episode attrs (e.g. ``obj_half_size``) and ``config`` overrides.
+
+    A family given explicitly wins over the attr: an operator who passes ``--family`` means it
+    (e.g. re-labelling a recording with another family), and ignoring it silently left episodes
+    labelled with a family nobody asked for."""
     attrs = dict(attrs or {})
-    if isinstance(family, StageFamily) and keys.ATTR_STAGE_FAMILY not in attrs:
+    if isinstance(family, StageFamily):
         return family
-    name = attrs.get(keys.ATTR_STAGE_FAMILY) or (family.name if isinstance(family, StageFamily) else family)
+    name = family or attrs.get(keys.ATTR_STAGE_FAMILY)
     if not name:
         raise ValueError(
             f"the episode has no '{keys.ATTR_STAGE_FAMILY}' attr; pass a family "

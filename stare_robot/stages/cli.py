@@ -1,10 +1,12 @@
 """``stare-robot stages``: annotate an episode store with STARE stages and keyframes, and show them.
 
     stare-robot stages annotate data/pushcube.zarr                  # every episode, idempotent
-    stare-robot stages annotate data/real.zarr --family gripper     # episodes lacking stage_family
+    stare-robot stages annotate data/real.zarr --family gripper     # every episode as gripper
     stare-robot stages show data/pushcube.zarr --episodes 0 1 2 --out pushcube_stages.png
 
-The family comes from each episode's ``stage_family`` attr, else ``--family``.
+``annotate --family`` labels every chosen episode with that family, replacing the one an episode
+had (the change is reported); without it each episode's ``stage_family`` attr is used.
+``show --family`` only applies to episodes without the attr.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class Annotate:
     path: tyro.conf.Positional[Annotated[str, tyro.conf.arg(metavar="PATH")]]
     """The episode store directory."""
     family: str | None = None
-    """Stage family for episodes without a `stage_family` attr (e.g. push_pull, gripper)."""
+    """Stage family to label every chosen episode with (e.g. push_pull, gripper), replacing the one
+    an episode had; default: each episode's own `stage_family` attr."""
     episodes: tuple[str, ...] = ()
     """Episode ids or positions to annotate (default: all)."""
 
@@ -73,8 +76,9 @@ def _episode_ref(ref: str) -> str | int:
 
 
 def _load(store, episode_id, family_arg):
+    """``show`` reads episodes as annotated: ``family_arg`` only for those without a family."""
     reader = store[episode_id]
-    fam = resolve_family(family_arg, reader.attrs)
+    fam = resolve_family(reader.attrs.get(keys.ATTR_STAGE_FAMILY) or family_arg, reader.attrs)
     traj = reader.load([k for k in fields_needed(fam) if k in reader])
     return reader, fam, traj
 
@@ -165,11 +169,18 @@ def main(argv: list[str]) -> int:
             return 0
         ids = [store[_episode_ref(r)].episode_id for r in args.episodes] or store.episode_ids()
         counts: dict[str, int] = {}
+        relabelled: dict[str, int] = {}  # "old -> new" family changes asked for by --family
         for episode_id in tqdm(ids, desc="annotate", leave=False):
+            before = store[episode_id].attrs.get(keys.ATTR_STAGE_FAMILY)
             note = annotate_episode(store, episode_id, family=args.family)
             counts[note.family] = counts.get(note.family, 0) + 1
+            if before and before != note.family:
+                change = f"{before} -> {note.family}"
+                relabelled[change] = relabelled.get(change, 0) + 1
         summary = ", ".join(f"{n} with {fam}" for fam, n in counts.items()) or "none"
         print(f"annotated {len(ids)} episode(s) of {args.path}: {summary}")
+        for change, n in relabelled.items():
+            print(f"  {n} episode(s) re-labelled {change} (--family)")
     except (StoreError, TrajectoryError, UnknownFamilyError, ValueError) as err:
         print(f"stare-robot stages: {err}", file=sys.stderr)
         return 2

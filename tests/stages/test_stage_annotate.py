@@ -57,9 +57,19 @@ def test_annotate_is_idempotent(pick_store):
     stages.annotate_episode(pick_store, 0)
     after = EpisodeStore.open(pick_store.root)[0]
     assert after.path == before  # the second run found nothing to change: no new version
-    # and the family passed by the caller does not override the episode's attr
-    stages.annotate_episode(pick_store, 0, family="gripper")
-    assert EpisodeStore.open(pick_store.root)[0].attrs[keys.ATTR_STAGE_FAMILY] == "pick_place"
+
+
+def test_explicit_family_replaces_the_episode_family(pick_store):
+    """A family passed by the caller is applied, not silently ignored for annotated episodes."""
+    stages.annotate_episode(pick_store, 0)
+    assert pick_store[0].attrs[keys.ATTR_STAGE_FAMILY] == "pick_place"
+    note = stages.annotate_episode(pick_store, 0, family="gripper")
+    ep = EpisodeStore.open(pick_store.root)[0]
+    assert note.family == ep.attrs[keys.ATTR_STAGE_FAMILY] == "gripper"
+    assert ep.attrs[keys.ATTR_STAGE_NAMES] == note.stage_names != ["reach", "grasp", "transport", "place"]
+    assert ep[keys.STAGE][:].tolist() == note.stage.tolist()
+    # without a family the episode keeps the one it now has (idempotent, no flip back)
+    assert stages.annotate_episode(pick_store, 0).family == "gripper"
 
 
 def test_annotate_trajectory_uses_episode_attrs_for_thresholds():
@@ -81,7 +91,8 @@ def test_cli_annotate_all_then_show(pick_store, tmp_path, capsys):
     assert keys.STAGE not in store[2]
 
     # the third episode has neither stage_family nor sim/* fields: the gripper family fits it
-    assert cli.main(["stages", "annotate", str(pick_store.root), "--family", "gripper"]) == 0
+    assert cli.main(["stages", "annotate", str(pick_store.root), "--family", "gripper",
+                     "--episodes", "2"]) == 0
     assert EpisodeStore.open(pick_store.root)[2].attrs[keys.ATTR_STAGE_FAMILY] == "gripper"
 
     png = tmp_path / "timeline.png"
@@ -96,6 +107,21 @@ def test_cli_annotate_all_then_show(pick_store, tmp_path, capsys):
     assert "family gripper: 1 episodes" in out
     with Image.open(png) as image:
         assert image.size[0] > 500 and image.size[1] > 300
+
+
+def test_cli_annotate_family_relabels_annotated_episodes_and_says_so(pick_store, capsys):
+    assert cli.main(["stages", "annotate", str(pick_store.root), "--episodes", "0", "1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["stages", "annotate", str(pick_store.root), "--family", "gripper"]) == 0
+    out = capsys.readouterr().out
+    assert "annotated 3 episode(s)" in out and "3 with gripper" in out
+    assert "2 episode(s) re-labelled pick_place -> gripper (--family)" in out
+    store = EpisodeStore.open(pick_store.root)
+    assert {store[i].attrs[keys.ATTR_STAGE_FAMILY] for i in range(3)} == {"gripper"}
+    # a family that the episode's recorded fields cannot support is refused by name
+    assert cli.main(["stages", "annotate", str(pick_store.root), "--family", "push_pull",
+                     "--episodes", "2"]) == 2
+    assert "stare-robot stages:" in capsys.readouterr().err
 
 
 def test_cli_show_json_statistics(pick_store, capsys):
