@@ -90,7 +90,8 @@ class IPIArgs:
     """Preset sizes (tiny: a smoke run of the whole pipeline in a couple of minutes)."""
     obs: Literal["state", "rgb"] = "state"
     """Observation mode of the demos and the policy."""
-    policy: Literal["pi0", "pi0_tokens"] = "pi0"
+    policy: str = "pi0"
+    """A registered policy type (stare-robot train sft --help lists them)."""
     demos: int | None = None
     sft_steps: int | None = None
     rollouts: int | None = None

@@ -40,7 +40,7 @@ from stare_robot import keys
 from stare_robot.data.dataset import EpisodeWindowDataset
 from stare_robot.data.errors import StoreError
 from stare_robot.data.store import EpisodeStore
-from stare_robot.policies import load_policy, make_config, make_policy
+from stare_robot.policies import get_config_class, load_policy, make_config, make_policy
 from stare_robot.policies.normalize import NormalizationStats
 from stare_robot.train.loop import LoopConfig, seed_everything, train
 
@@ -195,8 +195,9 @@ class SFTArgs:
     """Episode store (Zarr) with demonstrations, e.g. from `stare-robot demos`."""
     out: Path
     """Run folder: checkpoints/, final/, tb/ (TensorBoard), history.json."""
-    policy: Literal["pi0", "pi0_tokens"] = DEFAULT_POLICY
-    """pi0: flow-matching action expert; pi0_tokens: discrete action-bin tokens (exact log-prob)."""
+    policy: str = DEFAULT_POLICY
+    """A registered policy type (stare_robot.policies.POLICY_TYPES): pi0 (flow-matching action
+    expert), pi0_tokens (discrete action-bin tokens, exact log-prob)."""
     stake: bool = True
     """StaKe auxiliary stage/keyframe heads during training (--no-stake turns them off)."""
     steps: int = DEFAULT_STEPS
@@ -234,6 +235,7 @@ def run_sft(args: SFTArgs, config_overrides: dict[str, Any] | None = None) -> di
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.lr <= 0:
         raise ValueError(f"--lr must be positive, got {args.lr}")
+    get_config_class(args.policy)  # an unknown --policy fails here, with a did-you-mean
     torch.set_num_threads(args.threads)
     store = EpisodeStore.open(args.data)
     if not store.episode_ids():

@@ -33,7 +33,8 @@ def test_mlp_policy_goes_through_sft_tpo_and_ppo(demo_store, tmp_path):
 
     from stare_robot.data.store import EpisodeStore
     from stare_robot.stages import annotate_episode
-    from stare_robot.train.ppo import PPOArgs, run_ppo
+    from stare_robot.sim.ppo import run_ppo
+    from stare_robot.train.ppo import PPOArgs
     from stare_robot.train.preferences import make_pairs_file
     from stare_robot.train.sft import SFTArgs, run_sft
     from stare_robot.train.tpo import TPOArgs, run_tpo
