@@ -14,13 +14,13 @@ setup:  ## system packages (Mesa Vulkan, libusb) + .venv with the project; idemp
 demo: setup  ## the main job (IPI): demos -> stages -> SFT -> STA-TPO -> STA-PPO -> evaluation -> report
 	$(VENV)/bin/stare-robot ipi --task "$(TASK)" --budget "$(BUDGET)" --out "$(RUN)"
 
-test: setup  ## the default test suite (everything but `slow`)
+test: setup lint  ## ruff, then the default test suite (everything but `slow`)
 	$(VENV)/bin/pytest -m "not slow"
 
 test-all: setup  ## every test, slow ones included
 	$(VENV)/bin/pytest
 
-lint:
+lint: setup  ## ruff over the whole repository (part of `make test`)
 	$(VENV)/bin/ruff check .
 
 clean:

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("PutSpoonOnTableClothInScene-v1", "PutCarrotOnPlateInScene-v1",
          "StackGreenCubeOnYellowCubeBakedTexInScene-v1", "PutEggplantInBasketScene-v1")
-BUDGET = dict(demos=30, sft_steps=1500, rollouts=24, tpo_steps=60, ppo_iterations=4,
-              ppo_episodes=16, eval_episodes=50)
+BUDGET = {"demos": 30, "sft_steps": 1500, "rollouts": 24, "tpo_steps": 60, "ppo_iterations": 4,
+          "ppo_episodes": 16, "eval_episodes": 50}
 
 
 def main() -> int:

@@ -101,7 +101,7 @@ def run(seconds: float, tmp: Path) -> dict:
     from stare_robot.robots import get_profile
 
     report = tmp / "camera.json"
-    cam_log = open(tmp / "camera_node.log", "w")
+    cam_log = open(tmp / "camera_node.log", "w")  # noqa: SIM115 (the child writes it until stopped)
     cam = subprocess.Popen(
         [sys.executable, __file__, "--camera-process", str(report), "--ros-args",
          "--params-file", str(CONFIG_DIR / PARAMS)], stdout=cam_log, stderr=subprocess.STDOUT, env=ros_env())

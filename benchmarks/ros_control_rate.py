@@ -35,7 +35,7 @@ def measure(rate: float, seconds: float, log_dir: Path) -> dict:
     from sensor_msgs.msg import Image, JointState
 
     exe = Path(sys.executable).parent / "sim_robot"
-    log = open(log_dir / f"sim_robot_{rate:g}hz.log", "w")
+    log = open(log_dir / f"sim_robot_{rate:g}hz.log", "w")  # noqa: SIM115 (the child writes it)
     proc = subprocess.Popen(
         [str(exe), "--ros-args", "--params-file", str(PARAMS), "-p", f"control_rate_hz:={rate}"],
         stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
@@ -66,7 +66,7 @@ def measure(rate: float, seconds: float, log_dir: Path) -> dict:
         t = np.array([s.sec + s.nanosec * 1e-9 for s in stamps])
         dt = np.diff(t)
         return {
-            "messages": int(len(t)),
+            "messages": len(t),
             "achieved_hz": float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 1 else 0.0,
             "period_ms_mean": float(dt.mean() * 1e3) if len(dt) else None,
             "period_ms_std": float(dt.std() * 1e3) if len(dt) else None,

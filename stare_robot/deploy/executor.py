@@ -125,7 +125,7 @@ class AsyncPredictor:
     def _run(self, obs: Observation) -> None:
         try:
             self._result, self._error = self.policy.predict(obs), None
-        except Exception as err:  # reported to the control loop, never raised in the thread
+        except Exception as err:  # noqa: BLE001 (reported to the control loop, never raised here)
             self._result, self._error = None, err
         self._done.set()
 

@@ -219,5 +219,5 @@ class EpisodeRecorder:
                 step[keys.TIMESTAMP] = np.float64(frame.stamp - t0)
                 writer.append(step)
                 self.written += 1
-            except Exception as err:  # reported at stop; the graph keeps running
+            except Exception as err:  # noqa: BLE001 (reported at stop; the graph keeps running)
                 self._error = err

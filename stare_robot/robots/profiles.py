@@ -43,7 +43,7 @@ def _maniskill_asset(relative: str) -> Path:
             f"the robot URDF {relative!r} ships with ManiSkill3; install the sim extra "
             "(pip install -e '.[sim]') or pass an explicit urdf_path"
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "assets" / relative
+    return Path(next(iter(spec.submodule_search_locations))) / "assets" / relative
 
 
 def _maniskill_download(relative: str) -> Path:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from stare_robot.sim.evaluate import main
 
 TASK = "PushCube-v1"
@@ -15,9 +14,10 @@ TASK = "PushCube-v1"
 @pytest.mark.sim
 @pytest.mark.slow
 def test_served_evaluation_equals_in_process_per_episode(demo_store, tmp_path):
-    from stare_robot.policies import load_policy
     from stare_robot.server import ServerSettings, create_app
     from stare_robot.server.runner import BackgroundServer
+
+    from stare_robot.policies import load_policy
     from stare_robot.train.sft import SFTArgs, run_sft
 
     data = demo_store(TASK, num=3, seed=0, obs_mode="state")

@@ -30,10 +30,10 @@ def _changed(a, b) -> bool:
 @pytest.mark.sim  # ~12 s here (demos, 60 SFT steps, 2 rollouts, 3 TPO steps, 1 PPO iteration)
 def test_mlp_policy_goes_through_sft_tpo_and_ppo(demo_store, tmp_path):
     from stare_robot.sim.collect import collect_rollouts
+    from stare_robot.sim.ppo import run_ppo
 
     from stare_robot.data.store import EpisodeStore
     from stare_robot.stages import annotate_episode
-    from stare_robot.sim.ppo import run_ppo
     from stare_robot.train.ppo import PPOArgs
     from stare_robot.train.preferences import make_pairs_file
     from stare_robot.train.sft import SFTArgs, run_sft

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stare_robot.robots import ActionError, EEDeltaCommander, JointStateError, get_profile, order_joints
+from stare_robot.robots import (
+    ActionError,
+    EEDeltaCommander,
+    JointStateError,
+    get_profile,
+    order_joints,
+)
 from stare_robot.robots.commander import LIMIT_IK_FAILED, LIMIT_JOINTS, LIMIT_STEP, LIMIT_WORKSPACE
 from stare_robot.robots.ee_action import pose_distance
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
+
 from stare_robot.robots.ee_action import (
     POS_BOUND,
     ROT_BOUND,

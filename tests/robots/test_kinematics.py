@@ -9,8 +9,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from stare_robot.robots import Kinematics, get_profile
-from stare_robot.robots.profiles import UnknownRobotError
 from stare_robot.robots.ee_action import pose_distance
+from stare_robot.robots.profiles import UnknownRobotError
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ The WidowX URDF comes from the shared ManiSkill asset pack, unpacked to a tempor
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation

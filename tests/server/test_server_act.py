@@ -12,11 +12,10 @@ import numpy as np
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from server_fakes import CAMERA, MixingPolicy, make_metadata, make_observation
-from stare_robot import wire
 from stare_robot.server import ServerSettings, create_app
 from stare_robot.server.runner import BackgroundServer
 
-from stare_robot import keys
+from stare_robot import keys, wire
 from stare_robot.client import PolicyClient
 
 pytest_plugins = ["server_fixtures"]  # serve, shared_server

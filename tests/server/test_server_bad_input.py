@@ -22,14 +22,13 @@ from server_fakes import (
     MixingPolicy,
     make_observation,
 )
-from stare_robot import wire
 from stare_robot.server import ServerSettings, create_app
 from stare_robot.server.runner import BackgroundServer
 from test_server_act import json_body, png_b64
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from stare_robot import keys
+from stare_robot import keys, wire
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -14,11 +14,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from server_fakes import MixingPolicy, make_observation
-from stare_robot import wire
 from stare_robot.server import ServerSettings, create_app
 from stare_robot.server.runner import BackgroundServer
 
-from stare_robot import keys
+from stare_robot import keys, wire
 
 
 @schemathesis.serializer("application/msgpack")

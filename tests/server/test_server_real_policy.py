@@ -18,12 +18,11 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from stare_robot import wire
 from stare_robot.server import ServerSettings, create_app
 from stare_robot.server.runner import BackgroundServer
 from test_server_openpi import OPENPI_WARNING
 
-from stare_robot import keys
+from stare_robot import keys, wire
 from stare_robot.client import PolicyClient
 
 IMAGE_SIZE = 64

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from openpi_client import msgpack_numpy as openpi_msgpack
+
 from stare_robot import wire
 
 DTYPES = st.sampled_from(["bool", "uint8", "int16", "int32", "int64", "float16", "float32",

@@ -19,10 +19,11 @@ Without one, start the same executables directly (what tests/ros does):
 
 from pathlib import Path
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 CONFIG = Path(__file__).resolve().parent / "config" / "franka_sim.yaml"
 

@@ -21,7 +21,7 @@ GRIPPER_MSG_TYPES = ("float64", "joint_trajectory", "float64_array")
 
 def time_msg(seconds: float) -> Time:
     sec = int(np.floor(seconds))
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    return Time(sec=sec, nanosec=round((seconds - sec) * 1e9) % 1_000_000_000)
 
 
 def time_seconds(stamp: Time) -> float:
@@ -30,7 +30,7 @@ def time_seconds(stamp: Time) -> float:
 
 def duration_msg(seconds: float) -> Duration:
     sec = int(np.floor(seconds))
-    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    return Duration(sec=sec, nanosec=round((seconds - sec) * 1e9) % 1_000_000_000)
 
 
 def joint_state_msg(

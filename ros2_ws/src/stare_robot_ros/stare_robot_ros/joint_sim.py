@@ -27,7 +27,7 @@ DEFAULT_SIM_FREQ = 100  # ManiSkill's physics rate; the control rate must divide
 def sim_config_for_rate(control_rate_hz: float) -> dict[str, int]:
     """ManiSkill ``sim_config`` whose control step lasts ``1 / control_rate_hz`` seconds of sim
     time (physics rate = the nearest multiple of the control rate to 100 Hz)."""
-    rate = int(round(control_rate_hz))
+    rate = round(control_rate_hz)
     if rate < 1 or abs(rate - control_rate_hz) > 1e-9:
         raise ValueError(f"control_rate_hz must be a whole number of Hz >= 1, got {control_rate_hz}")
     substeps = max(1, round(DEFAULT_SIM_FREQ / rate))
