@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollouts": ("stare_robot.sim.collect", "collect sampled policy rollouts for TPO / PPO"),
     "pairs": ("stare_robot.train.preferences", "build preference pairs (TPO) from episode stores"),
     "report": ("stare_robot.eval.cli", "side-by-side reports: sim2real (sim eval vs recorded episodes)"),
+    "robot": ("stare_robot_ros.operator_cli", "operator commands for a running ROS 2 graph"),
 }
 
 

@@ -48,8 +48,8 @@ FRAME_TOPICS = {"ee_pose": pairing.SOURCE_EE_POSE, "image": pairing.SOURCE_IMAGE
 
 
 class EpisodeRecorderNode(Node):
-    def __init__(self):
-        super().__init__("episode_recorder")
+    def __init__(self, parameter_overrides=None):
+        super().__init__("episode_recorder", parameter_overrides=parameter_overrides)
         p = self._declare_parameters()
         if p["frame_topic"] not in FRAME_TOPICS:
             raise NodeConfigError(f"frame_topic {p['frame_topic']!r} is not valid; use one of {tuple(FRAME_TOPICS)}")
