@@ -11,6 +11,21 @@ actions (zero motion, gripper unchanged), reports the reason on ``~/status`` (st
 JSON) and the log, and resumes with the next good answer. The policy's metadata is checked at
 start: an input the graph cannot provide is refused by name (exit status 2).
 
+The server is asked for its metadata on a thread while the node already runs (``~/status``
+reports ``connecting``; nothing is commanded before the first answer, so robot_bridge's watchdog
+holds the arm). A server started with ``--auth-token`` needs the same token: the ``token``
+parameter or, when that is "", ``$STARE_ROBOT_TOKEN`` (preferred: a ``-p`` value shows in the
+process list). The token is never logged nor reported, and the parameter is undeclared once read
+(no parameter service hands it out). A refused token (HTTP 401/403) is reported by name,
+``authentication failed: ...``, on ``~/status`` (``connected: false``) and as an error in the log
+as soon as the server answers; the node keeps holding and asks again every
+``auth_retry_period_s`` (default 5 s), never giving up: restarting the server with the robot's
+token resumes the graph. The same holds mid-run (the control loop names it and retries at that
+period). An unreachable server is asked again every ``retry_period_s`` until
+``connect_timeout_s``, then the node exits (status 2, "no policy server at ..."). ``~/status`` is
+re-published every ``status_period_s`` (late subscribers such as ``stare-robot robot status``)
+and counts ``resets``.
+
 ``lockstep: true`` (sim_robot in lock-step): each action waits for a joint state newer than the
 one the previous action followed, and a hold publishes nothing (every command is a physics step;
 the sim clock stands still while the server thinks or a step's sensor messages are still
@@ -24,6 +39,7 @@ episode: queued steps, any outstanding answer and every received message are for
 after resetting the robot, so lock-step sim time may start again from 0).
 
     policy_client --ros-args --params-file launch/config/franka_sim.yaml -p server_url:=http://127.0.0.1:8000
+    STARE_ROBOT_TOKEN=secret policy_client --ros-args --params-file launch/config/franka_sim_state.yaml
 """
 
 from __future__ import annotations
