@@ -44,9 +44,6 @@ class CameraNode(Node):
         for name in ("frame_timeout_s", "retry_period_s"):
             if p[name] <= 0:
                 raise NodeConfigError(f"{name} must be > 0, got {p[name]}")
-        if p["recording"] and not Path(p["recording"]).is_file():
-            # else the supervisor would wait for it as for an unplugged camera, saying nothing
-            raise NodeConfigError(f"recording {p['recording']!r}: no such file")
         try:
             self.camera = RealSenseCamera(
                 serial=p["serial_number"], recording=p["recording"], width=p["width"],
@@ -56,6 +53,9 @@ class CameraNode(Node):
             )
         except ValueError as err:
             raise NodeConfigError(str(err)) from err
+        if p["recording"] and not Path(p["recording"]).is_file():
+            # else the supervisor would wait for it as for an unplugged camera, saying nothing
+            raise NodeConfigError(f"recording {p['recording']!r}: no such file")
         self.p = p
         self.published = 0  # framesets published
         self.color_pub = self.create_publisher(Image, p["color_topic"], qos_profile_sensor_data)
