@@ -99,6 +99,12 @@ def robot(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, check=False, env=ros_env(), timeout=timeout + 30)
 
 
+def status_lines(out: subprocess.CompletedProcess) -> dict[str, str]:
+    """``stare-robot robot status`` output: node -> what it says."""
+    assert out.returncode == 0, out.stderr
+    return dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
+
+
 def test_command_line_overrides_are_typed_bare_rules_only():
     from stare_robot_ros.node_runner import NodeConfigError, command_line_overrides
 
@@ -206,6 +212,8 @@ def test_stare_robot_robot_commands_call_the_running_nodes(token_server, probe, 
 
         assert robot("record", "start").returncode == 0
         time.sleep(1.5)  # ~30 joint states recorded as frames
+        during = status_lines(robot("status"))
+        assert '"recording": true' in during["episode_recorder"]
         label = robot("record", "label", "--success")
         assert label.returncode == 0 and "success = True" in label.stdout, label
         stop = robot("record", "stop")
@@ -221,12 +229,12 @@ def test_stare_robot_robot_commands_call_the_running_nodes(token_server, probe, 
         home = robot("home")
         assert home.returncode == 0 and "home pose" in home.stdout
 
-        status = robot("status")
-        assert status.returncode == 0, status.stderr
-        lines = dict(line.split(": ", 1) for line in status.stdout.strip().splitlines())
+        lines = status_lines(robot("status"))
         assert lines["policy_client"].startswith("running; status {")
         assert '"resets": 1' in lines["policy_client"]
-        assert lines["episode_recorder"].startswith("running")
+        assert lines["episode_recorder"].startswith("running; status {")
+        assert f'"last_episode": "{report["episode_id"]}"' in lines["episode_recorder"]
+        assert '"recording": false' in lines["episode_recorder"]
         assert lines["robot_bridge"] == "running"
         assert all(p.proc.poll() is None for p in procs)
 

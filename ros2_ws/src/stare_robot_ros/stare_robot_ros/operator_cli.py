@@ -125,16 +125,17 @@ class Operator:
         client = self.node.create_client(srv_type, name)
         return self._spin_until(client.service_is_ready, timeout)
 
-    def latest(self, topics: list[str], wait_for: list[str], timeout: float) -> dict[str, str]:
-        """The newest std_msgs/String on each topic, spinning until every ``wait_for`` topic has
-        spoken or ``timeout`` passes."""
+    def listen(self, topics: list[str]) -> dict[str, str]:
+        """The newest std_msgs/String on each topic, filled in while this node spins."""
         from std_msgs.msg import String
 
         got: dict[str, str] = {}
         for topic in topics:
             self.node.create_subscription(String, topic, lambda m, t=topic: got.__setitem__(t, m.data), 10)
-        self._spin_until(lambda: all(t in got for t in wait_for), timeout)
         return got
+
+    def wait(self, done, timeout: float) -> bool:
+        return self._spin_until(done, timeout)
 
 
 def run(args: argparse.Namespace, op: Operator) -> int:
@@ -173,7 +174,10 @@ def status(args: argparse.Namespace, op: Operator) -> int:
     policy = resolve(ns, args.policy_client, "status")
     topics = {args.policy_client: policy, args.recorder: resolve(ns, args.recorder, "status"),
               "camera": resolve(ns, args.camera_status_topic)}
-    got = op.latest(list(topics.values()), [policy], args.timeout)
+    got = op.listen(list(topics.values()))
+    op.wait(lambda: policy in got, args.timeout)  # re-published every second
+    # the recorder's heartbeat (also every second), if it runs: a short extra wait at most
+    op.wait(lambda: topics[args.recorder] in got, min(2.0, args.timeout))
     services = {args.policy_client: (Trigger, "reset"), args.recorder: (Trigger, "start"),
                 args.bridge: (SetBool, "estop")}
     quick = min(2.0, args.timeout)  # discovery is done by now: a short look per node
