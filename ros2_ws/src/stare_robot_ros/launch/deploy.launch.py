@@ -1,5 +1,6 @@
 """Deploy a served policy on a robot: camera (or the simulated robot), robot bridge, policy client
-and, with ``record:=true``, the episode recorder - all reading ``config/<robot>[_sim].yaml``.
+and, with ``record:=true``, the episode recorder - all reading
+``config/<robot>[_sim][_state].yaml``.
 
     ros2 launch stare_robot_ros deploy.launch.py robot:=widowx sim:=false \
         server_url:=http://gpu-box:8000 camera_serial:=123456789 record:=true store_path:=data/real.zarr
@@ -7,7 +8,8 @@ and, with ``record:=true``, the episode recorder - all reading ``config/<robot>[
 Arguments: ``robot`` widowx | franka; ``sim`` true (sim_robot: ManiSkill3 standing in for the
 drivers and the camera) | false (the real drivers must already run; camera_node reads the
 RealSense); ``server_url``; ``token`` (the server's ``--auth-token``; "" = the policy client reads
-``$STARE_ROBOT_TOKEN``; handed over in the node's environment, never on its command line);
+``$STARE_ROBOT_TOKEN``, which it inherits: exporting it before ``ros2 launch`` keeps the token out
+of every process list; given here it reaches the node in its environment, not its command line);
 ``camera_serial`` ("" = the first RealSense); ``record`` true | false; ``store_path`` (with
 record); ``rate`` control rate in Hz ("" = the params file's); ``obs_mode`` rgb | state (state:
 a state-mode checkpoint such as ``make demo``'s, fed sim_robot's privileged state:
