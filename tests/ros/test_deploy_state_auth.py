@@ -14,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ros_graph
 import yaml
 from graph_server import ServerProcess, tiny_state_checkpoint
 from launch_files import launched_nodes
 from ros_graph import REPO_ROOT, NodeProcess, spin_until
 from test_graph_closed_loop import is_hold
+
+probe, start_node = ros_graph.probe, ros_graph.start_node  # the harness's fixtures
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
 

@@ -14,8 +14,11 @@ import threading
 import time
 
 import pytest
+import ros_graph
 from graph_server import ServerProcess, tiny_state_checkpoint
 from ros_graph import BIN_DIR, NodeProcess, ros_env
+
+probe, start_node = ros_graph.probe, ros_graph.start_node  # the harness's fixtures
 
 pytestmark = pytest.mark.ros
 
