@@ -66,8 +66,8 @@ def ros_env() -> dict[str, str]:
 class NodeProcess:
     """One node executable as a child process; its stdout+stderr go to ``log_path``.
 
-    ``overrides`` go in a second params file under the node's own name (= the executable's; what
-    the launch files do too); ``args`` are appended to its ``--ros-args`` (e.g. ``-p x:=y``,
+    ``overrides`` go in a second params file under the node's own name (``/**/<name>``, name = the
+    executable's; what the launch files do too); ``args`` are appended to its ``--ros-args`` (e.g. ``-p x:=y``,
     ``-r __node:=other``); ``env`` is added to its environment."""
 
     def __init__(self, executable: str, params_file: str, log_dir: Path, *, args=(), env=None,
@@ -78,7 +78,7 @@ class NodeProcess:
         tag = next((a.split(":=", 1)[1] for a in args if a.startswith("__node:=")), executable)
         if overrides:  # values parse as YAML, exactly as `-p key:=value` would
             extra = log_dir / f"{tag}.overrides.yaml"
-            extra.write_text(f"{tag}:\n  ros__parameters:\n"
+            extra.write_text(f"/**/{tag}:\n  ros__parameters:\n"
                              + "".join(f"    {k}: {v}\n" for k, v in overrides.items()))
             argv += ["--params-file", str(extra)]
         argv += list(args)

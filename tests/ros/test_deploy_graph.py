@@ -65,7 +65,7 @@ def test_deploy_sim_graph_runs_one_recorded_episode(robot, tmp_path, request, pr
         params_file, overrides_file = n.kwargs["parameters"]
         assert Path(params_file).name == params_name
         exe = n.kwargs["executable"]
-        launch_overrides = yaml.safe_load(Path(overrides_file).read_text())[exe]["ros__parameters"]
+        launch_overrides = yaml.safe_load(Path(overrides_file).read_text())[f"/**/{exe}"]["ros__parameters"]
         procs.append(start_node(exe, params_name, **{**launch_overrides, **per_node[exe]}))
 
     actions = []

@@ -38,7 +38,7 @@ def state_deploy_nodes() -> dict:
             for n in nodes:
                 params, extra = n.kwargs["parameters"]
                 exe = n.kwargs["executable"]
-                out[exe] = (Path(params).name, yaml.safe_load(Path(extra).read_text())[exe]["ros__parameters"])
+                out[exe] = (Path(params).name, yaml.safe_load(Path(extra).read_text())[f"/**/{exe}"]["ros__parameters"])
             return out
     raise AssertionError("deploy.launch.py has no franka sim state run")
 

@@ -59,6 +59,13 @@ def declared_parameters(module: str) -> dict[str, type | None]:
     return found
 
 
+def node_section(doc: dict, name: str) -> dict:
+    """A params file's section for node ``name``: keyed ``/**/<name>`` (any namespace); a bare
+    ``<name>`` key would match only ``/<name>`` and vanish under ``-r __ns:=...``."""
+    assert name not in doc, f"section {name!r} applies only outside a namespace: key it /**/{name}"
+    return doc.get(f"/**/{name}", {}).get("ros__parameters", {})
+
+
 def _type_ok(declared: type | None, value) -> bool:
     if declared is None:
         return True
@@ -103,9 +110,8 @@ def test_every_node_is_a_console_script_configured_only_with_declared_parameters
             file = Path(params.perform(context) if hasattr(params, "perform") else params)
             assert file.is_file(), f"{path.name} loads a missing params file {file}"
             doc = yaml.safe_load(file.read_text())
-            sections = {**doc.get("/**", {}).get("ros__parameters", {}),
-                        **doc.get(name, {}).get("ros__parameters", {})}
-            own = doc.get(name, {}).get("ros__parameters", {})
+            own = node_section(doc, name)
+            sections = {**doc.get("/**", {}).get("ros__parameters", {}), **own}
             unknown = set(own) - set(declared)
             assert not unknown, f"{file.name}: section {name} has parameters {exe} never declares: {sorted(unknown)}"
             for key, value in sections.items():
@@ -144,8 +150,8 @@ def launch_overrides(node) -> dict:
     """The launch arguments' values a node gets: its second params file, under its own name."""
     _, overrides = node.kwargs["parameters"]
     doc = yaml.safe_load(Path(overrides).read_text())
-    assert list(doc) == [node.kwargs["name"]]  # the node's own section: it beats the robot file's
-    return doc[node.kwargs["name"]]["ros__parameters"]
+    assert list(doc) == [f"/**/{node.kwargs['name']}"]  # its own section: beats the robot file's
+    return node_section(doc, node.kwargs["name"])
 
 
 def deploy_run(**args) -> dict:
@@ -172,8 +178,8 @@ def test_deploy_obs_mode_state_runs_the_state_graph_in_simulation_only():
     params, _ = nodes["policy_client"].kwargs["parameters"]
     assert Path(params).name == "franka_sim_state.yaml"
     doc = yaml.safe_load(Path(params).read_text())
-    assert doc["policy_client"]["ros__parameters"]["env_state_topic"] == "env_state"
-    assert doc["sim_robot"]["ros__parameters"]["env_state_topic"] == "env_state"
+    assert node_section(doc, "policy_client")["env_state_topic"] == "env_state"
+    assert node_section(doc, "sim_robot")["env_state_topic"] == "env_state"
     assert launch_overrides(nodes["sim_robot"]) == {"control_rate_hz": 5.0}
     with pytest.raises(ValueError, match="obs_mode:=state needs robot:=franka sim:=true"):
         deploy_run(obs_mode="state", sim="false")

@@ -96,6 +96,16 @@ def wait_for(condition, timeout: float, what: str, procs=()) -> None:
         time.sleep(0.05)
 
 
+def subscriptions(node, name: str, namespace: str) -> set[str]:
+    """Topics node ``namespace/name`` subscribes to, as the graph shows them (empty until seen)."""
+    from rclpy.node import NodeNameNonExistentError
+
+    try:
+        return {topic for topic, _ in node.get_subscriber_names_and_types_by_node(name, namespace)}
+    except NodeNameNonExistentError:
+        return set()
+
+
 def robot(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
     """``stare-robot robot ARGS`` as an operator types it."""
     return subprocess.run([str(BIN_DIR / "stare-robot"), "robot", *args, "--timeout", "15"],
@@ -183,12 +193,29 @@ def test_a_command_line_override_wins_over_the_params_files_node_section(token_s
         wait_for(lambda: statuses and statuses[-1].get("connected"), 60, "a connected status", [client])
 
         def subscribed():
-            topics = probe.get_subscriber_names_and_types_by_node("policy_client", "/")
-            return {name for name, _ in topics}
+            return subscriptions(probe, "policy_client", "/")
 
         wait_for(lambda: "/env_state" in subscribed(), 20, "a subscription to /env_state", [client])
     assert "/camera/image_raw" not in subscribed()
     assert client.proc.poll() is None
+
+
+def test_a_namespaced_node_keeps_its_params_file_section_and_is_operated_there(token_server, probe,
+                                                                             start_node):
+    """``-r __ns:=/arm``: policy_client's ``/**/policy_client`` section still applies (its
+    env_state_topic, resolved in the namespace), and ``robot --namespace /arm`` reaches it."""
+    client = start_node("policy_client", STATE_PARAMS, server_url=token_server.url,
+                        args=["-r", "__ns:=/arm"], env={"STARE_ROBOT_TOKEN": TOKEN})
+
+    def subscribed():
+        import rclpy
+
+        rclpy.spin_once(probe, timeout_sec=0.05)
+        return subscriptions(probe, "policy_client", "/arm")
+
+    wait_for(lambda: "/arm/env_state" in subscribed(), 90, "a subscription to /arm/env_state", [client])
+    out = robot("--namespace", "/arm", "reset")
+    assert out.returncode == 0 and "/arm/policy_client/reset: ok" in out.stdout, out
 
 
 def test_stare_robot_robot_commands_call_the_running_nodes(token_server, probe, start_node, tmp_path):

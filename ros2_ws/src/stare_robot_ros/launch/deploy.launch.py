@@ -59,7 +59,7 @@ def overrides_file(executable: str, overrides: dict) -> str:
     """A params file holding ``overrides`` under the node's own name (loaded after the robot's)."""
     fd, path = tempfile.mkstemp(prefix=f"stare_robot_{executable}_", suffix=".yaml")
     with os.fdopen(fd, "w") as f:
-        yaml.safe_dump({executable: {"ros__parameters": overrides}}, f)
+        yaml.safe_dump({f"/**/{executable}": {"ros__parameters": overrides}}, f)  # any namespace
     return path
 
 

@@ -33,7 +33,7 @@ def overrides_file(executable: str, overrides: dict) -> str:
     there they win (a dict override lands under ``/**``, which a node's own section beats)."""
     fd, path = tempfile.mkstemp(prefix=f"stare_robot_{executable}_", suffix=".yaml")
     with os.fdopen(fd, "w") as f:
-        yaml.safe_dump({executable: {"ros__parameters": overrides}}, f)
+        yaml.safe_dump({f"/**/{executable}": {"ros__parameters": overrides}}, f)  # any namespace
     return path
 
 
