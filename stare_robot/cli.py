@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pairs": ("stare_robot.train.preferences", "build preference pairs (TPO) from episode stores"),
     "report": ("stare_robot.eval.cli", "side-by-side reports: sim2real (sim eval vs recorded episodes)"),
     "tasks": ("stare_robot.sim.task_table", "list every task: stage family, stages, eval horizon"),
+    "robot": ("stare_robot_ros.operator_cli", "operator commands for a running ROS 2 graph"),
 }
 
 
@@ -56,7 +57,17 @@ def dispatch(prog: str, noun: str, table: dict[str, tuple[str, str]], argv: list
         hint = did_you_mean(name, table)
         print(f"{prog}: unknown {noun} '{name}'.{hint}\n\n{usage(prog, noun, table)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(table[name][0])
+    target = table[name][0]
+    try:
+        module = importlib.import_module(target)
+    except ModuleNotFoundError as err:
+        # only the command's own package missing (an extra not installed) gets this message;
+        # a missing dependency deeper down keeps its traceback
+        if err.name is None or not target.startswith(err.name):
+            raise
+        print(f"{prog} {name}: needs {target}, which is not installed ({err}). Install the "
+              "extra that provides it (scripts/setup.sh installs all of them).", file=sys.stderr)
+        return 2
     return int(module.main(rest) or 0)
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from stare_robot.client import PolicyAuthError
 from stare_robot.deploy.pairing import StaleObservation
 from stare_robot.keys import ACTION_DIM, GRIPPER_OPEN
 from stare_robot.policies.base import Observation, Policy
@@ -153,6 +154,7 @@ class ControlLoop:
         sensor_grace_s: float = 1.0,
         clock=time.monotonic,
         execute_steps: int | None = None,
+        auth_retry_period_s: float | None = None,
     ):
         if execute_steps is not None and execute_steps < 1:
             raise ValueError(f"execute_steps must be >= 1 (or None for the whole chunk), got {execute_steps}")
@@ -162,6 +164,7 @@ class ControlLoop:
         self.request_timeout_s = request_timeout_s
         self.wait_s = wait_s
         self.retry_period_s = retry_period_s
+        self.auth_retry_period_s = auth_retry_period_s  # after a refused token (None = retry_period_s)
         self.lockstep = lockstep
         # lock-step: a step's messages arrive one by one, so a brief mismatch is normal waiting;
         # only a stale observation lasting longer than this is reported as a fault
@@ -194,6 +197,9 @@ class ControlLoop:
             return self._hold("waiting for the server")
         chunk, error = self.predictor.take()
         if error is not None:
+            if isinstance(error, PolicyAuthError):  # named: a retry cannot fix it, the operator can
+                self._retry_at = now + (self.auth_retry_period_s or self.retry_period_s)
+                return self._hold(f"authentication failed: {error}")
             self._retry_at = now + self.retry_period_s
             return self._hold(f"server error: {type(error).__name__}: {error}")
         if self._late and not self.lockstep:  # answered after the timeout: its observation is too old

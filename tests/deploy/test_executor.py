@@ -202,3 +202,17 @@ def test_a_chunk_reports_the_tag_of_the_observation_it_answered():
         pass
     assert loop.tick(1.0, OBS, tag="obs@1").action[0] == 1
     assert loop.status.chunk_tag == "obs@0"
+
+
+def test_a_refused_token_holds_as_authentication_failed_and_asks_again_slowly():
+    from stare_robot.client import PolicyAuthError
+
+    refused = PolicyAuthError("http://x/v1/act: authentication failed (HTTP 403): invalid token", 403)
+    policy = ScriptedPolicy([chunk(1, n=1, gripper=1.0), refused, chunk(5, n=1)])
+    loop = ControlLoop(policy, wait_s=2.0, retry_period_s=0.2, auth_retry_period_s=5.0)
+    assert loop.tick(0.0, OBS).action[0] == 1
+    held = loop.tick(1.0, OBS)
+    assert held.hold and held.reason.startswith("authentication failed: ")
+    assert np.array_equal(held.action, [0, 0, 0, 0, 0, 0, 1.0])  # still, gripper kept
+    assert loop.tick(3.0, OBS).hold and policy.calls == 2  # past retry_period_s: not asked yet
+    assert loop.tick(6.5, OBS).action[0] == 5  # after auth_retry_period_s: asked, resumed

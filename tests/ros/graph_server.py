@@ -10,6 +10,7 @@ same wire (``GET /v1/metadata`` JSON, ``POST /v1/act`` msgpack) from a stdlib HT
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -38,6 +39,23 @@ def tiny_rgb_checkpoint(out: Path, image_size: int = 64, **build_kwargs) -> Path
     return out
 
 
+PUSHCUBE_ENV_STATE_DIM = 35  # ManiSkill's flat PushCube-v1 state: what sim_robot's env_state holds
+
+
+def tiny_state_checkpoint(out: Path, env_state_dim: int = PUSHCUBE_ENV_STATE_DIM) -> Path:
+    """Fresh tiny pi0 in state mode (what ``make demo`` trains): obs/state + obs/env_state."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policies"))
+    import torch
+    from policy_helpers import stats_for
+
+    from stare_robot.policies import make_config, make_policy
+
+    torch.manual_seed(0)
+    config = make_config("pi0", obs_mode="state", env_state_dim=env_state_dim)
+    make_policy(config, stats_for(config)).save_pretrained(out)
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,8 +63,12 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, ckpt: Path, log: Path, port: int | None = None):
+    """``stare-robot serve`` on a free loopback port; ``token``: its auth token (given in the
+    environment, as the server's docs advise)."""
+
+    def __init__(self, ckpt: Path, log: Path, port: int | None = None, token: str | None = None):
         self.ckpt, self.port, self.log_path = ckpt, port or free_port(), log
+        self.token = token
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
         self.start()
@@ -55,7 +77,8 @@ class ServerProcess:
         self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stare_robot.cli", "serve", "--ckpt", str(self.ckpt), "--port",
-             str(self.port), "--log-level", "warning"], stdout=self._log, stderr=subprocess.STDOUT)
+             str(self.port), "--log-level", "warning"], stdout=self._log, stderr=subprocess.STDOUT,
+            env={**os.environ, "STARE_SERVER_AUTH_TOKEN": self.token} if self.token else None)
 
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

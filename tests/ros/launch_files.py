@@ -51,17 +51,24 @@ def load_launch_file(path: Path):
         return module, module.generate_launch_description()
 
 
-def launched_nodes(path: Path) -> list[tuple[dict, list]]:
-    """(launch arguments, [Node records]) for every combination of the file's choice arguments."""
+def launched_nodes(path: Path, **fixed) -> list[tuple[dict, list]]:
+    """(launch arguments, [Node records]) for every combination of the file's choice arguments
+    (``fixed``: other arguments' values instead of their defaults; a combination it makes
+    invalid, which the launch file refuses with ValueError, is left out)."""
     _, entities = load_launch_file(path)
     declared = [e for e in entities if type(e).__name__ == "DeclareLaunchArgument"]
     defaults = {d.args[0]: d.kwargs["default_value"] for d in declared}
     choices = {d.args[0]: d.kwargs["choices"] for d in declared if "choices" in d.kwargs}
     runs = []
     for combo in itertools.product(*choices.values()):
-        context = {**defaults, **dict(zip(choices, combo))}
+        context = {**defaults, **fixed, **dict(zip(choices, combo))}
         nodes = [e for e in entities if type(e).__name__ == "Node"]
-        for opaque in (e for e in entities if type(e).__name__ == "OpaqueFunction"):
-            nodes += opaque.kwargs["function"](context)
+        try:
+            for opaque in (e for e in entities if type(e).__name__ == "OpaqueFunction"):
+                nodes += opaque.kwargs["function"](context)
+        except ValueError:
+            if not fixed:
+                raise
+            continue
         runs.append((context, nodes))
     return runs

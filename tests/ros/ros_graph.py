@@ -41,12 +41,12 @@ def probe():
 
 @pytest.fixture
 def start_node(tmp_path):
-    """``start_node("robot_bridge", "franka_sim.yaml", **overrides) -> NodeProcess``; every
-    process started is stopped (SIGINT) at the end of the test."""
+    """``start_node("robot_bridge", "franka_sim.yaml", args=[...], env={...}, **overrides) ->
+    NodeProcess``; every process started is stopped (SIGINT) at the end of the test."""
     started: list[NodeProcess] = []
 
-    def start(executable: str, params_file: str, **overrides) -> NodeProcess:
-        proc = NodeProcess(executable, params_file, tmp_path, **overrides)
+    def start(executable: str, params_file: str, *, args=(), env=None, **overrides) -> NodeProcess:
+        proc = NodeProcess(executable, params_file, tmp_path, args=args, env=env, **overrides)
         started.append(proc)
         return proc
 
@@ -64,23 +64,28 @@ def ros_env() -> dict[str, str]:
 
 
 class NodeProcess:
-    """One node executable as a child process; its stdout+stderr go to ``log_path``."""
+    """One node executable as a child process; its stdout+stderr go to ``log_path``.
 
-    def __init__(self, executable: str, params_file: str, log_dir: Path, **overrides):
+    ``overrides`` go in a second params file under the node's own name (``/**/<name>``, name = the
+    executable's; what the launch files do too); ``args`` are appended to its ``--ros-args`` (e.g. ``-p x:=y``,
+    ``-r __node:=other``); ``env`` is added to its environment."""
+
+    def __init__(self, executable: str, params_file: str, log_dir: Path, *, args=(), env=None,
+                 **overrides):
         exe = BIN_DIR / executable
         assert exe.exists(), f"{exe} missing: pip install -e ros2_ws/src/stare_robot_ros"
-        args = [str(exe), "--ros-args", "--params-file", str(CONFIG_DIR / params_file)]
-        if overrides:
-            # a `-p` override loses to the params file's node section, so overrides go in a second
-            # params file under the node's own name (= the executable's); values parse as YAML,
-            # exactly as `-p key:=value` would
-            extra = log_dir / f"{executable}.overrides.yaml"
-            extra.write_text(f"{executable}:\n  ros__parameters:\n"
+        argv = [str(exe), "--ros-args", "--params-file", str(CONFIG_DIR / params_file)]
+        tag = next((a.split(":=", 1)[1] for a in args if a.startswith("__node:=")), executable)
+        if overrides:  # values parse as YAML, exactly as `-p key:=value` would
+            extra = log_dir / f"{tag}.overrides.yaml"
+            extra.write_text(f"/**/{tag}:\n  ros__parameters:\n"
                              + "".join(f"    {k}: {v}\n" for k, v in overrides.items()))
-            args += ["--params-file", str(extra)]
-        self.log_path = log_dir / f"{executable}.log"
+            argv += ["--params-file", str(extra)]
+        argv += list(args)
+        self.log_path = log_dir / f"{tag}.log"
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=ros_env())
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**ros_env(), **(env or {})})
 
     def log(self) -> str:
         if not self._log.closed:

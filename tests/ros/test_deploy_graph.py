@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from graph_server import ServerProcess, tiny_rgb_checkpoint
 from launch_files import launched_nodes
 from ros_graph import REPO_ROOT, call, probe, spin_until, start_node  # noqa: F401  (fixtures)
@@ -61,9 +62,10 @@ def test_deploy_sim_graph_runs_one_recorded_episode(robot, tmp_path, request, pr
     assert [n.kwargs["executable"] for n in nodes] == list(per_node)
     procs = []
     for n in nodes:
-        params_file, launch_overrides = n.kwargs["parameters"]
+        params_file, overrides_file = n.kwargs["parameters"]
         assert Path(params_file).name == params_name
         exe = n.kwargs["executable"]
+        launch_overrides = yaml.safe_load(Path(overrides_file).read_text())[f"/**/{exe}"]["ros__parameters"]
         procs.append(start_node(exe, params_name, **{**launch_overrides, **per_node[exe]}))
 
     actions = []

@@ -59,6 +59,13 @@ def declared_parameters(module: str) -> dict[str, type | None]:
     return found
 
 
+def node_section(doc: dict, name: str) -> dict:
+    """A params file's section for node ``name``: keyed ``/**/<name>`` (any namespace); a bare
+    ``<name>`` key would match only ``/<name>`` and vanish under ``-r __ns:=...``."""
+    assert name not in doc, f"section {name!r} applies only outside a namespace: key it /**/{name}"
+    return doc.get(f"/**/{name}", {}).get("ros__parameters", {})
+
+
 def _type_ok(declared: type | None, value) -> bool:
     if declared is None:
         return True
@@ -68,6 +75,11 @@ def _type_ok(declared: type | None, value) -> bool:
 
 
 ALL_RUNS = [(path, ctx, nodes) for path in LAUNCH_FILES for ctx, nodes in launched_nodes(path)]
+# obs_mode has no choices list (state is valid for one robot only): its state run, added by hand
+ALL_RUNS += [(path, {**ctx, "obs_mode": "state"}, nodes)
+             for path in LAUNCH_FILES if path.name == "deploy.launch.py"
+             for ctx, nodes in launched_nodes(path, obs_mode="state")
+             if (ctx["robot"], ctx["sim"]) == ("franka", "true")]
 
 
 def test_the_launch_files_are_there_and_the_top_level_folder_is_the_packages():
@@ -98,9 +110,8 @@ def test_every_node_is_a_console_script_configured_only_with_declared_parameters
             file = Path(params.perform(context) if hasattr(params, "perform") else params)
             assert file.is_file(), f"{path.name} loads a missing params file {file}"
             doc = yaml.safe_load(file.read_text())
-            sections = {**doc.get("/**", {}).get("ros__parameters", {}),
-                        **doc.get(name, {}).get("ros__parameters", {})}
-            own = doc.get(name, {}).get("ros__parameters", {})
+            own = node_section(doc, name)
+            sections = {**doc.get("/**", {}).get("ros__parameters", {}), **own}
             unknown = set(own) - set(declared)
             assert not unknown, f"{file.name}: section {name} has parameters {exe} never declares: {sorted(unknown)}"
             for key, value in sections.items():
@@ -132,7 +143,48 @@ def test_deploy_starts_the_camera_on_hardware_and_the_sim_robot_in_simulation():
     assert {tuple(n.kwargs["executable"] for n in nodes) for _, nodes in runs} == {
         ("camera_node", "robot_bridge", "episode_recorder")}
     bridge = next(n for n in runs[0][1] if n.kwargs["executable"] == "robot_bridge")
-    assert {"mode": "observe"}.items() <= bridge.kwargs["parameters"][1].items()  # never commands
+    assert {"mode": "observe"}.items() <= launch_overrides(bridge).items()  # never commands
+
+
+def launch_overrides(node) -> dict:
+    """The launch arguments' values a node gets: its second params file, under its own name."""
+    _, overrides = node.kwargs["parameters"]
+    doc = yaml.safe_load(Path(overrides).read_text())
+    assert list(doc) == [f"/**/{node.kwargs['name']}"]  # its own section: beats the robot file's
+    return node_section(doc, node.kwargs["name"])
+
+
+def deploy_run(**args) -> dict:
+    """deploy.launch.py's nodes for ``args`` (the others at their defaults), by executable."""
+    _, entities = load_launch_file(LAUNCH_DIR / "deploy.launch.py")
+    context = {e.args[0]: e.kwargs["default_value"] for e in entities
+               if type(e).__name__ == "DeclareLaunchArgument"}
+    context.update(args)
+    opaque = next(e for e in entities if type(e).__name__ == "OpaqueFunction")
+    return {n.kwargs["executable"]: n for n in opaque.kwargs["function"](context)}
+
+
+def test_deploy_hands_the_token_to_the_policy_client_in_its_environment_only():
+    nodes = deploy_run(token="s3cret", server_url="http://gpu:8000")
+    client = nodes["policy_client"]
+    assert client.kwargs["additional_env"] == {"STARE_ROBOT_TOKEN": "s3cret"}
+    assert launch_overrides(client) == {"server_url": "http://gpu:8000"}  # not a parameter
+    assert all("s3cret" not in repr(n.kwargs) for name, n in nodes.items() if name != "policy_client")
+    assert deploy_run()["policy_client"].kwargs["additional_env"] == {}  # "" = $STARE_ROBOT_TOKEN
+
+
+def test_deploy_obs_mode_state_runs_the_state_graph_in_simulation_only():
+    nodes = deploy_run(obs_mode="state", rate="5")
+    params, _ = nodes["policy_client"].kwargs["parameters"]
+    assert Path(params).name == "franka_sim_state.yaml"
+    doc = yaml.safe_load(Path(params).read_text())
+    assert node_section(doc, "policy_client")["env_state_topic"] == "env_state"
+    assert node_section(doc, "sim_robot")["env_state_topic"] == "env_state"
+    assert launch_overrides(nodes["sim_robot"]) == {"control_rate_hz": 5.0}
+    with pytest.raises(ValueError, match="obs_mode:=state needs robot:=franka sim:=true"):
+        deploy_run(obs_mode="state", sim="false")
+    with pytest.raises(ValueError, match=r"obs_mode:=depth is not valid"):
+        deploy_run(obs_mode="depth")
 
 
 def test_deploy_rejects_an_unknown_robot_naming_the_valid_ones():

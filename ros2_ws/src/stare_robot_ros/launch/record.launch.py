@@ -12,8 +12,11 @@ labelled online from the gripper. Arguments as deploy.launch.py, plus ``task`` /
 ("" = the params file's).
 """
 
+import os
+import tempfile
 from pathlib import Path
 
+import yaml
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -23,6 +26,15 @@ from launch import LaunchDescription
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 ROBOTS = ("widowx", "franka")
 PACKAGE = "stare_robot_ros"
+
+
+def overrides_file(executable: str, overrides: dict) -> str:
+    """A params file holding ``overrides`` under the node's own name, loaded after the robot's:
+    there they win (a dict override lands under ``/**``, which a node's own section beats)."""
+    fd, path = tempfile.mkstemp(prefix=f"stare_robot_{executable}_", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump({f"/**/{executable}": {"ros__parameters": overrides}}, f)  # any namespace
+    return path
 
 
 def _nodes(context):
@@ -36,7 +48,8 @@ def _nodes(context):
 
     def node(executable: str, **overrides) -> Node:
         return Node(package=PACKAGE, executable=executable, name=executable,
-                    parameters=[params, {**rate, **overrides}], output="screen")
+                    parameters=[params, overrides_file(executable, {**rate, **overrides})],
+                    output="screen")
 
     return [
         node("camera_node", serial_number=arg["camera_serial"]),

@@ -20,6 +20,7 @@ Frames are read on a thread of their own (librealsense blocks while waiting) and
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -35,10 +36,10 @@ READ_TIMEOUT_S = 0.1  # one wait for frames; bounds how fast the thread notices 
 
 
 class CameraNode(Node):
-    def __init__(self, device_factory=None):
+    def __init__(self, device_factory=None, parameter_overrides=None):
         """``device_factory``: returns an ``rs.device`` (or None while absent) instead of looking
         for a camera by serial number - librealsense's software device in tests/benchmarks."""
-        super().__init__("camera_node")
+        super().__init__("camera_node", parameter_overrides=parameter_overrides)
         p = self._declare_parameters()
         for name in ("frame_timeout_s", "retry_period_s"):
             if p[name] <= 0:
@@ -52,6 +53,9 @@ class CameraNode(Node):
             )
         except ValueError as err:
             raise NodeConfigError(str(err)) from err
+        if p["recording"] and not Path(p["recording"]).is_file():
+            # else the supervisor would wait for it as for an unplugged camera, saying nothing
+            raise NodeConfigError(f"recording {p['recording']!r}: no such file")
         self.p = p
         self.published = 0  # framesets published
         self.color_pub = self.create_publisher(Image, p["color_topic"], qos_profile_sensor_data)
@@ -132,7 +136,7 @@ def _info_msg(intr: CameraIntrinsics, frame_id: str, stamp) -> CameraInfo:
 
 
 def main(args=None, device_factory=None) -> int:
-    return run_node(lambda: CameraNode(device_factory), args)
+    return run_node(lambda **kw: CameraNode(device_factory, **kw), args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ there is one (NaN otherwise). Frames without a close enough partner are not reco
 (``unmatched``). Writing happens on the library recorder's thread
 (:class:`stare_robot.deploy.EpisodeRecorder`), never in a callback; frames it cannot keep up with
 are dropped and counted (``dropped``); both counts are in the stop answer and on ``~/status``
-(std_msgs/String JSON), with the messages received per topic.
+(std_msgs/String JSON), with the messages received per topic. Every ``status_period_s``
+``~/status`` also carries a heartbeat: ``recording``, ``frames`` written so far, ``dropped``,
+``unmatched`` and ``last_episode`` (what ``stare-robot robot status`` prints).
 
     episode_recorder --ros-args --params-file launch/config/franka_sim.yaml -p store_path:=data/robot.zarr
 """
@@ -48,8 +50,8 @@ FRAME_TOPICS = {"ee_pose": pairing.SOURCE_EE_POSE, "image": pairing.SOURCE_IMAGE
 
 
 class EpisodeRecorderNode(Node):
-    def __init__(self):
-        super().__init__("episode_recorder")
+    def __init__(self, parameter_overrides=None):
+        super().__init__("episode_recorder", parameter_overrides=parameter_overrides)
         p = self._declare_parameters()
         if p["frame_topic"] not in FRAME_TOPICS:
             raise NodeConfigError(f"frame_topic {p['frame_topic']!r} is not valid; use one of {tuple(FRAME_TOPICS)}")
@@ -84,6 +86,9 @@ class EpisodeRecorderNode(Node):
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.create_service(SetBool, "~/label", self._on_label)
+        self.last_episode: str | None = None
+        if p["status_period_s"] > 0:  # what ``stare-robot robot status`` shows
+            self.create_timer(p["status_period_s"], self._publish_status)
         self.get_logger().info(f"recording into {p['store_path']} on {p['frame_topic']} messages")
 
     def _declare_parameters(self) -> dict:
@@ -98,6 +103,7 @@ class EpisodeRecorderNode(Node):
             "stage_family": "gripper",  # object-free stages: works on a real robot
             "frame_topic": "ee_pose",
             "max_queue": 256,  # frames buffered for the writer before dropping
+            "status_period_s": 1.0,  # ~/status heartbeat (recording, frames so far); 0 = off
             "image_queue_depth": 30,  # images the subscription holds for a busy callback thread
             "max_stamp_skew_s": 0.02,  # a frame's joint state / image / pose stamps at most this apart
             "camera_name": "base_camera",
@@ -185,9 +191,16 @@ class EpisodeRecorderNode(Node):
         if r.dropped:
             self.get_logger().warning(f"dropped {r.dropped} of {r.received} frames (writer too slow)")
         self.status_pub.publish(String(data=json.dumps(report)))
+        self.last_episode = episode
         response.success = episode is not None
         response.message = json.dumps(report)
         return response
+
+    def _publish_status(self) -> None:
+        r = self.recorder
+        self.status_pub.publish(String(data=json.dumps({
+            "recording": r.recording, "frames": r.written, "dropped": r.dropped,
+            "unmatched": self.matcher.unmatched, "last_episode": self.last_episode})))
 
     def _on_label(self, request, response):
         try:

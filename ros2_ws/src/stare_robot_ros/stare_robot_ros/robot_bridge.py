@@ -62,8 +62,8 @@ MODES = ("command", "observe")  # observe: teleoperation, actions derived from t
 
 
 class RobotBridgeNode(Node):
-    def __init__(self):
-        super().__init__("robot_bridge")
+    def __init__(self, parameter_overrides=None):
+        super().__init__("robot_bridge", parameter_overrides=parameter_overrides)
         robot = self.declare_parameter("robot", "panda").value
         try:
             self.profile = get_profile(robot)

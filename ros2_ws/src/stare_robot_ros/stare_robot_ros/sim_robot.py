@@ -43,8 +43,8 @@ CLOCK_MODES = ("lockstep", "realtime")
 
 
 class SimRobotNode(Node):
-    def __init__(self):
-        super().__init__("sim_robot")
+    def __init__(self, parameter_overrides=None):
+        super().__init__("sim_robot", parameter_overrides=parameter_overrides)
         p = self._declare_parameters()
         if p["clock_mode"] not in CLOCK_MODES:
             raise NodeConfigError(f"clock_mode {p['clock_mode']!r} is not valid; use one of {CLOCK_MODES}")
