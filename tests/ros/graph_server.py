@@ -74,7 +74,7 @@ class ServerProcess:
         self.start()
 
     def start(self) -> None:
-        self._log = open(self.log_path, "a")
+        self._log = open(self.log_path, "a")  # noqa: SIM115 (the server writes it; closed by stop)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stare_robot.cli", "serve", "--ckpt", str(self.ckpt), "--port",
              str(self.port), "--log-level", "warning"], stdout=self._log, stderr=subprocess.STDOUT,

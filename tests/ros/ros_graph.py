@@ -83,7 +83,7 @@ class NodeProcess:
             argv += ["--params-file", str(extra)]
         argv += list(args)
         self.log_path = log_dir / f"{tag}.log"
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (the node writes it; closed by stop)
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**ros_env(), **(env or {})})
 

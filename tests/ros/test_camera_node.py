@@ -15,7 +15,6 @@ from ros_graph import probe, spin_until, start_node  # noqa: F401  (fixtures)
 from software_camera import (
     PATCH_DEPTH_MM,
     T0_MS,
-    SoftwareRealSense,
     expected_aligned_patch_columns,
     focal,
     frame,

@@ -31,12 +31,15 @@ IMAGE_SIZE = 64  # the checkpoint's own size: no resize in the loop
 def realtime_client(rate_hz: float) -> dict:
     """policy_client budgets derived from the control period."""
     period = 1.0 / rate_hz
-    return dict(
-        control_rate_hz=rate_hz,
-        max_observation_age_s=2.5 * period,  # the newest image is up to a period old, plus latency
-        max_stamp_skew_s=1.25 * period,  # an image at most one step older than the joint state
-        request_timeout_s=5 * period,  # a chunk (4 steps) lasts 4 periods: answer within ~that
-    )
+    return {
+        "control_rate_hz": rate_hz,
+        # the newest image is up to a period old, plus latency
+        "max_observation_age_s": 2.5 * period,
+        # an image at most one step older than the joint state
+        "max_stamp_skew_s": 1.25 * period,
+        # a chunk (4 steps) lasts 4 periods: answer within ~that
+        "request_timeout_s": 5 * period,
+    }
 
 
 def is_hold(action) -> bool:
@@ -81,8 +84,7 @@ def server(tmp_path):
 def test_lockstep_closed_loop_episode_is_recorded_and_trains(tmp_path, server, probe, start_node):
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
-    from stare_robot_ros.conversions import time_seconds
-    from stare_robot_ros.conversions import image_array
+    from stare_robot_ros.conversions import image_array, time_seconds
     from std_msgs.msg import Float64MultiArray
     from std_srvs.srv import SetBool, Trigger
 

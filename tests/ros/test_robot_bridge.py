@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from ros_graph import call, probe, spin_for, spin_until, start_node  # noqa: F401  (fixtures)
+
 from stare_robot.robots import EEDeltaCommander, get_profile
 
 pytestmark = pytest.mark.ros
@@ -18,11 +18,10 @@ NAMES = [*PROFILE.arm_joints, *PROFILE.gripper_joints]
 def test_bridge_commands_from_valid_input_only_and_holds_on_estop(probe, start_node):
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState
+    from stare_robot_ros.conversions import joint_state_msg, pose_array, time_msg
     from std_msgs.msg import Float64, Float64MultiArray
     from std_srvs.srv import SetBool
     from trajectory_msgs.msg import JointTrajectory
-
-    from stare_robot_ros.conversions import joint_state_msg, pose_array, time_msg
 
     bridge = start_node("robot_bridge", "franka_sim.yaml")
     arm, grip, poses = [], [], []

@@ -5,7 +5,6 @@ teleoperation (observe) mode that never commands the arm."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from ros_graph import call, probe, spin_for, spin_until, start_node  # noqa: F401  (fixtures)
@@ -147,10 +146,10 @@ def test_observe_mode_publishes_the_arms_own_motion_as_actions_and_never_command
 
 
 def test_every_gripper_interface_carries_the_finger_command_both_ways():
+    from stare_robot_ros import conversions as conv
     from std_msgs.msg import Float64MultiArray
 
     from stare_robot.robots.profiles import JointStateError
-    from stare_robot_ros import conversions as conv
 
     for kind in conv.GRIPPER_MSG_TYPES:  # float64, joint_trajectory, float64_array
         msg = conv.gripper_msg(kind, "left_finger", 0.021, conv.time_msg(0.0))

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ros_graph import call, probe, spin_until, start_node  # noqa: F401  (fixtures)
 from scipy.spatial.transform import Rotation
 
-from ros_graph import call, probe, spin_until, start_node  # noqa: F401  (fixtures)
 from stare_robot import keys
 from stare_robot.robots.ee_action import pose_distance
 
@@ -35,11 +35,11 @@ def _pose(T: np.ndarray) -> np.ndarray:
 def test_demo_replayed_through_bridge_and_sim_robot_tracks_maniskill(demo_store, probe, start_node):
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState
+    from stare_robot_ros.conversions import pose_array, time_seconds
     from std_msgs.msg import Float64MultiArray
     from std_srvs.srv import Trigger
 
     from stare_robot.data.store import EpisodeStore
-    from stare_robot_ros.conversions import pose_array, time_seconds
 
     episode = next(iter(EpisodeStore.open(demo_store(TASK))))
     actions = np.asarray(episode[keys.ACTION][:], np.float64)
@@ -69,7 +69,7 @@ def test_demo_replayed_through_bridge_and_sim_robot_tracks_maniskill(demo_store,
     assert not call(probe, success, Trigger.Request(), 10, procs).success
     for k, action in enumerate(actions):
         act_pub.publish(Float64MultiArray(data=[float(v) for v in action]))
-        spin_until(probe, lambda: k + 1 in by_step, 20, f"the state after action {k}", procs)
+        spin_until(probe, lambda k=k: k + 1 in by_step, 20, f"the state after action {k}", procs)
     solved = call(probe, success, Trigger.Request(), 10, procs)
 
     # the base -> world transform from the shared initial state (same seed, same joints)
