@@ -30,10 +30,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import tyro
 from stare_robot.sim.demos import episode_attrs, step_record
+from stare_robot.sim.env import make_env
+from stare_robot.sim.evaluate import (
+    DEFAULT_EXECUTE_STEPS,
+    EvalInputError,
+    check_policy_fits_env,
+    default_max_steps,
+    policy_image_size,
+    policy_obs_mode,
+)
 from stare_robot.sim.tasks import UnknownTaskError, get_task
+from tqdm.auto import tqdm
 
 from stare_robot import keys
+from stare_robot.data.errors import StoreError
+from stare_robot.data.store import EpisodeStore
+from stare_robot.policies import load_policy
+from stare_robot.policies.protocol import DEFAULT_NOISE_STD, sample_for_rollout
+from stare_robot.stages import annotate_trajectory
+from stare_robot.stages.annotate import fields_needed, resolve_family
 
 DEFAULT_COLLECT_SEED = 20_000  # demos use 0.., evaluation 10 000..; rollouts for TPO start here
 HELDOUT_COLLECT_SEED = 30_000  # rollouts whose pairs select a TPO checkpoint start here
@@ -48,8 +66,6 @@ def collect_episode(
     env, policy, seed: int, max_steps: int, execute_steps: int, noise_std: float
 ) -> tuple[list[dict[str, Any]], bool]:
     """One sampled episode -> (per-step records without ``stage``, success)."""
-    from stare_robot.policies.protocol import sample_for_rollout
-
     if max_steps < 1 or execute_steps < 1:
         raise ValueError(
             f"max_steps and execute_steps must be >= 1, got {max_steps}, {execute_steps}"
@@ -76,9 +92,6 @@ def collect_episode(
 
 def stage_annotation(records: list[dict[str, Any]], attrs: dict[str, Any]):
     """STARE stages of a collected episode (family from the attrs)."""
-    from stare_robot.stages import annotate_trajectory
-    from stare_robot.stages.annotate import fields_needed, resolve_family
-
     family = resolve_family(None, attrs)
     traj = {k: np.stack([r[k] for r in records]) for k in fields_needed(family) if k in records[0]}
     return annotate_trajectory(traj, family)
@@ -106,20 +119,6 @@ def collect_rollouts(
     them: with ``min_per_outcome`` > 0, collection goes on past ``num`` (next seeds) until at
     least that many successful and that many failed episodes are stored, or ``max_num`` episodes
     were tried (default ``num``: no extension)."""
-    from stare_robot.sim.env import make_env
-    from stare_robot.sim.evaluate import (
-        DEFAULT_EXECUTE_STEPS,
-        check_policy_fits_env,
-        default_max_steps,
-        policy_image_size,
-        policy_obs_mode,
-    )
-    from tqdm.auto import tqdm
-
-    from stare_robot.data.store import EpisodeStore
-    from stare_robot.policies import load_policy
-    from stare_robot.policies.protocol import DEFAULT_NOISE_STD
-
     spec = get_task(task)
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
@@ -223,16 +222,8 @@ class RolloutsArgs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tyro
-
     args = tyro.cli(RolloutsArgs, args=argv, prog="stare-robot rollouts")
     try:
-        import torch
-        from stare_robot.sim.evaluate import EvalInputError
-
-        from stare_robot.data.errors import StoreError
-        from stare_robot.policies import load_policy
-
         torch.set_num_threads(args.threads)
         get_task(args.task)
         policy = load_policy(args.ckpt, device=args.device)

@@ -30,9 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tyro
+from tqdm.auto import tqdm
 from tyro.conf import Positional
 
 from stare_robot import keys
+from stare_robot.data.errors import StoreError
+from stare_robot.data.store import EpisodeStore
+from stare_robot.stages import run_separator
+from stare_robot.stages.annotate import fields_needed, resolve_family
+from stare_robot.stages.calculator import stage_costs
 
 PAIRS_FORMAT = "stare-robot-preference-pairs"
 PAIRS_VERSION = 1
@@ -100,10 +107,6 @@ def _family_for(reader) -> str:
 
 def episode_info(store, episode_id: str) -> EpisodeInfo:
     """Stages and stage costs of one episode (stages from its ``stage`` array when present)."""
-    from stare_robot.stages import run_separator
-    from stare_robot.stages.annotate import fields_needed, resolve_family
-    from stare_robot.stages.calculator import stage_costs
-
     reader = store[episode_id]
     attrs = reader.attrs
     if keys.ATTR_SUCCESS not in attrs:
@@ -145,10 +148,6 @@ def episode_info(store, episode_id: str) -> EpisodeInfo:
 
 
 def load_episode_infos(stores: list[Path | str], progress: bool = False) -> list[EpisodeInfo]:
-    from tqdm.auto import tqdm
-
-    from stare_robot.data.store import EpisodeStore
-
     infos = []
     for path in stores:
         store = EpisodeStore.open(path)
@@ -298,10 +297,6 @@ class PairsArgs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tyro
-
-    from stare_robot.data.errors import StoreError
-
     args = tyro.cli(PairsArgs, args=argv, prog="stare-robot pairs")
     try:
         pairs = make_pairs_file(

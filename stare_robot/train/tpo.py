@@ -42,9 +42,22 @@ from typing import Any
 
 import numpy as np
 import torch
+import tyro
 from torch import nn
+from tqdm.auto import tqdm
 
 from stare_robot import keys
+from stare_robot.data.errors import StoreError
+from stare_robot.data.store import EpisodeStore
+from stare_robot.policies import load_policy
+from stare_robot.policies.protocol import DEFAULT_NOISE_STD, SamplingSpec
+from stare_robot.train.loop import (
+    LoopConfig,
+    load_trainer_state,
+    save_final,
+    seed_everything,
+    train,
+)
 from stare_robot.train.losses_tpo import (
     preference_accuracy,
     sta_tpo_loss,
@@ -53,7 +66,12 @@ from stare_robot.train.losses_tpo import (
     tpo_loss,
     trajectory_log_ratio,
 )
-from stare_robot.train.preferences import PreferenceError, PreferencePair, load_pairs
+from stare_robot.train.preferences import (
+    PreferenceError,
+    PreferencePair,
+    load_pairs,
+    make_pairs_file,
+)
 
 DEFAULT_STEPS = 60
 DEFAULT_LR = 1e-5  # tpo_comparison: 5e-5 (60 steps) degraded PushCube SFT, 1e-5 did not
@@ -127,8 +145,6 @@ def load_episode(
     policy, info, stores: dict[str, Any], noise_std: float | None = None
 ) -> EpisodeData:
     """Read what the likelihoods need from the store (see the module docstring)."""
-    from stare_robot.data.store import EpisodeStore
-
     store = stores.setdefault(info.store, EpisodeStore.open(info.store))
     reader = store[info.episode]
     input_keys = list(policy.metadata.inputs)
@@ -197,8 +213,6 @@ def load_episode(
 
 def episode_log_probs(policy, episodes: list[EpisodeData], noise_std: float) -> list[torch.Tensor]:
     """Per-step log-likelihoods (T_e,) of each episode under ``policy`` (differentiable)."""
-    from stare_robot.policies.protocol import SamplingSpec
-
     spec = SamplingSpec(noise_std=noise_std)  # rollouts sample with noise at every step
     obs_keys = list(episodes[0].obs)
     flat_obs = {k: torch.cat([e.obs[k] for e in episodes]) for k in obs_keys}
@@ -263,8 +277,6 @@ class PreferenceObjective(nn.Module):
         anchor: float = 0.0,
     ):
         super().__init__()
-        from tqdm.auto import tqdm
-
         check_same_architecture(policy, ref)
         families = {p.chosen.stage_family for p in pairs}
         if len(families) != 1:
@@ -448,9 +460,6 @@ class TPOArgs:
 
 
 def _noise_std(pairs: list[PreferencePair], override: float | None) -> float:
-    from stare_robot.data.store import EpisodeStore
-    from stare_robot.policies.protocol import DEFAULT_NOISE_STD
-
     if override is not None:
         return float(override)
     first = pairs[0].chosen
@@ -460,9 +469,6 @@ def _noise_std(pairs: list[PreferencePair], override: float | None) -> float:
 
 def keep_starting_weights(args: TPOArgs, reason: str) -> dict[str, Any]:
     """final/ = the starting checkpoint, with the reason in preference_eval.json."""
-    from stare_robot.policies import load_policy
-    from stare_robot.train.loop import save_final
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     final = save_final(out, load_policy(args.ckpt))
@@ -484,9 +490,6 @@ def select_checkpoint(
     """Score every saved checkpoint on ``objective``'s (held-out) pairs, write the best (the
     starting weights count as step 0 with ``before``) to final/; returns (step, its score, all
     scores). Best = highest accuracy, then mean margin; ties go to the earlier step."""
-    from stare_robot.policies import load_policy
-    from stare_robot.train.loop import load_trainer_state, save_final
-
     policy = objective.policy
     best = {"step": 0, **before}
     scores, best_state = [best], None
@@ -508,10 +511,6 @@ def select_checkpoint(
 def run_tpo(args: TPOArgs) -> dict[str, Any]:
     """Train; returns the loop summary plus ``eval_before`` / ``eval_after`` accuracies,
     ``selected_step`` (the step final/ holds; 0 = the starting weights) and ``kept_reference``."""
-    from stare_robot.policies import load_policy
-    from stare_robot.train.loop import LoopConfig, seed_everything, train
-    from stare_robot.train.preferences import make_pairs_file
-
     for name in ("steps", "pairs_per_step", "threads"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -621,10 +620,6 @@ def run_tpo(args: TPOArgs) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tyro
-
-    from stare_robot.data.errors import StoreError
-
     args = tyro.cli(TPOArgs, args=argv, prog="stare-robot train tpo")
     try:
         summary = run_tpo(args)

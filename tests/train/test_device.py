@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import stare_robot.sim.collect
 import stare_robot.sim.evaluate
 import stare_robot.sim.ipi
 import stare_robot.sim.ppo
@@ -19,6 +20,7 @@ from preference_fakes import ENV_STATE_DIM, make_store
 
 import stare_robot.policies
 import stare_robot.train.sft
+import stare_robot.train.tpo
 from stare_robot import keys
 from stare_robot.cli import main as cli
 from stare_robot.data.store import EpisodeStore
@@ -69,7 +71,7 @@ def seen(monkeypatch):
         return record(real_load(path, device=device))
 
     for module in (stare_robot.policies, stare_robot.sim.evaluate, stare_robot.sim.ppo,
-                   stare_robot.sim.ipi):
+                   stare_robot.sim.ipi, stare_robot.sim.collect, stare_robot.train.tpo):
         monkeypatch.setattr(module, "load_policy", load_policy)
     # SFT builds a fresh policy: look at it just before the training loop starts
     monkeypatch.setattr(stare_robot.train.sft, "freeze_unreached_parameters",
